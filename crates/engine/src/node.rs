@@ -1,0 +1,89 @@
+//! The one trait every kind of node implements, and the context a node gets
+//! when the engine calls it.
+
+use std::any::Any;
+
+use crate::link::Link;
+use crate::queue::{Event, Queue};
+use crate::rng::Rng;
+use crate::time::Instant;
+use crate::topology::{NodeId, Port};
+use crate::trace::{DropReason, Place, Trace, What};
+
+/// What an application reports at the end of a run (or at a check's instant).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AppOutcome {
+    /// The app's name in the scenario.
+    pub name: String,
+    /// `tcp-client`, `ping`, ...
+    pub kind: &'static str,
+    /// The last state, in words a user checks against: `established`,
+    /// `closed`, `refused`, `reset`, `timed-out`, `listening`, `done`, ...
+    pub state: String,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// Requests sent and replies received, for ping and UDP apps.
+    pub requests: u64,
+    pub replies: u64,
+    /// What went wrong, in a sentence, if anything did.
+    pub error: Option<String>,
+}
+
+/// A host, raw host or router. The engine calls it; it answers through `Cx`.
+pub trait Node: Any {
+    /// Called once at time zero, before any event.
+    fn start(&mut self, cx: &mut Cx<'_>);
+    /// A packet arrived on interface `port`. The node owns the buffer now.
+    fn receive(&mut self, cx: &mut Cx<'_>, port: u16, packet: Vec<u8>);
+    /// A wake-up asked for with [`Cx::wake_at`] is due.
+    fn wake(&mut self, cx: &mut Cx<'_>, token: u64);
+    /// The node's applications and how they fared.
+    fn outcomes(&self) -> Vec<AppOutcome> {
+        Vec::new()
+    }
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// Everything a node may touch while the engine runs it.
+pub struct Cx<'a> {
+    pub now: Instant,
+    pub node: NodeId,
+    pub rng: &'a mut Rng,
+    pub ports: &'a [Port],
+    pub(crate) queue: &'a mut Queue,
+    pub(crate) links: &'a mut [Link],
+    pub(crate) trace: &'a mut Trace,
+}
+
+impl Cx<'_> {
+    /// Hands `packet` to the link on `port`. An unattached port drops it.
+    pub fn transmit(&mut self, port: u16, packet: Vec<u8>) {
+        match self.ports.get(usize::from(port)).and_then(|p| p.link) {
+            Some((link, dir)) => {
+                self.links[link.0 as usize].send(self.now, dir, packet, self.queue, self.trace)
+            }
+            None => self.record(port, What::Dropped(DropReason::NoLink), &packet),
+        }
+    }
+
+    /// Asks to be woken at `at` (never earlier than now) with `token`.
+    pub fn wake_at(&mut self, at: Instant, token: u64) {
+        let node = self.node;
+        self.queue
+            .push(at.max(self.now), Event::Wake { node, token });
+    }
+
+    /// Adds an event at this node's interface `port` to the trace.
+    pub fn record(&mut self, port: u16, what: What, packet: &[u8]) {
+        let place = Place::Node {
+            node: self.node,
+            port,
+        };
+        self.trace.record(self.now, place, what, packet);
+    }
+
+    /// Whether the trace keeps events (nodes may skip work that only feeds it).
+    pub fn tracing(&self) -> bool {
+        self.trace.enabled()
+    }
+}

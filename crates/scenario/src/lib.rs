@@ -1,0 +1,15 @@
+//! Scenarios: the YAML model with source spans, validation with precise
+//! diagnostics, lowering into the engine, the run with its checks, and the
+//! reports. This crate and `sim` are the only ones that know serde.
+
+pub mod diag;
+pub mod graph;
+pub mod load;
+pub mod lower;
+pub mod model;
+pub mod report;
+pub mod run;
+pub mod validate;
+
+pub use diag::Report;
+pub use run::{load, run, CheckResult, RunOptions, RunOutput};

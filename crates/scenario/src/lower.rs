@@ -1,0 +1,340 @@
+//! Lowering: a validated [`Scenario`] becomes an engine [`Builder`], with
+//! every packet literal and filter parsed on the way (their errors are
+//! reported against the file like any other). After this step nothing about
+//! the scenario can be wrong any more; only checks can fail.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use ctsim_engine::host::{self, Host, HostConfig, Nic};
+use ctsim_engine::raw::{RawHost, RawSend};
+use ctsim_engine::router::{Router, StaticRoute};
+use ctsim_engine::{Builder, Cidr, Instant, LinkChange, LinkId, LinkParams, NodeId, PortSpec};
+use ctsim_packet::Filter;
+
+use crate::diag::{literal_error, Diagnostic, Report, Source};
+use crate::model::{self, Bandwidth, Scenario};
+
+/// A scenario ready to run: the engine world and what the checks need.
+pub struct Lowered {
+    pub builder: Builder,
+    /// Apps' names as outcomes report them, in scenario order.
+    pub app_names: Vec<String>,
+    /// Filters of the checks, by check index.
+    pub filters: BTreeMap<usize, Filter>,
+    pub nodes: BTreeMap<String, NodeId>,
+    pub links: BTreeMap<String, LinkId>,
+}
+
+pub fn instant(d: model::Duration) -> Instant {
+    Instant::from_nanos(d.0)
+}
+
+pub fn duration(d: model::Duration) -> ctsim_engine::Duration {
+    ctsim_engine::Duration::from_nanos(d.0)
+}
+
+fn cidr(c: model::Cidr) -> Cidr {
+    Cidr::new(c.addr, c.len)
+}
+
+fn bandwidth(b: Bandwidth) -> Option<u64> {
+    match b {
+        Bandwidth::Unlimited => None,
+        Bandwidth::BitsPerSec(bps) => Some(bps),
+    }
+}
+
+fn link_params(p: &model::LinkParams) -> LinkParams {
+    LinkParams {
+        delay: duration(p.delay),
+        bandwidth: bandwidth(p.bandwidth),
+        queue: p.queue as usize,
+        loss: p.loss,
+        duplicate: p.duplicate,
+        reorder: p.reorder,
+        reorder_delay: duration(p.reorder_delay),
+        mtu: u32::from(p.mtu),
+        up: true,
+    }
+}
+
+fn link_change(e: &model::Event) -> LinkChange {
+    LinkChange {
+        delay: e.delay.map(duration),
+        bandwidth: e.bandwidth.map(bandwidth),
+        queue: e.queue.map(|q| q as usize),
+        loss: e.loss,
+        duplicate: e.duplicate,
+        reorder: e.reorder,
+        reorder_delay: e.reorder_delay.map(duration),
+        mtu: e.mtu.map(u32::from),
+        up: e.down.map(|d| !d),
+    }
+}
+
+/// The name an app's outcome is reported under: its own, or `node:kind`
+/// (numbered `#2`, `#3`… when a node runs several of a kind).
+pub fn app_names(s: &Scenario) -> Vec<String> {
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    s.apps
+        .iter()
+        .map(|a| match &a.name {
+            Some(n) => n.value.clone(),
+            None => {
+                let base = format!("{}:{}", a.on.value, a.kind.run_name());
+                let n = seen.entry(base.clone()).or_insert(0);
+                *n += 1;
+                if *n == 1 {
+                    base
+                } else {
+                    format!("{base}#{n}")
+                }
+            }
+        })
+        .collect()
+}
+
+fn app_kind(k: &model::AppKind) -> host::AppKind {
+    use model::AppKind as M;
+    match k {
+        M::TcpServer { port, mode } => host::AppKind::TcpServer {
+            port: *port,
+            mode: match mode {
+                model::ServerMode::Echo => host::ServerMode::Echo,
+                model::ServerMode::Discard => host::ServerMode::Discard,
+                model::ServerMode::Send { bytes } => host::ServerMode::Send(*bytes),
+            },
+        },
+        M::TcpClient {
+            to,
+            send,
+            expect,
+            close,
+            timeout,
+        } => host::AppKind::TcpClient {
+            to: *to,
+            send: match send {
+                model::Payload::Nothing => host::Payload::Bytes(0),
+                model::Payload::Bytes(n) => host::Payload::Bytes(*n),
+                model::Payload::Text(t) => host::Payload::Text(t.clone()),
+            },
+            expect: *expect,
+            close: match close {
+                model::CloseMode::Close => host::CloseMode::Close,
+                model::CloseMode::Abort => host::CloseMode::Abort,
+                model::CloseMode::None => host::CloseMode::None,
+            },
+            timeout: timeout.map_or(ctsim_engine::Duration::from_secs(60), duration),
+        },
+        M::UdpEcho { port } => host::AppKind::UdpEcho { port: *port },
+        M::UdpSender {
+            to,
+            count,
+            size,
+            interval,
+        } => host::AppKind::UdpSender {
+            to: *to,
+            count: u64::from(*count),
+            size: *size as usize,
+            interval: duration(*interval),
+        },
+        M::Ping {
+            to,
+            count,
+            interval,
+            size,
+            ttl,
+        } => host::AppKind::Ping {
+            to: *to,
+            count: u64::from(*count),
+            interval: duration(*interval),
+            size: *size as usize,
+            ttl: *ttl,
+        },
+    }
+}
+
+/// Parses the raw hosts' packets in file order; `quote=NAME` may name any
+/// earlier packet.
+fn raw_sends(
+    s: &Scenario,
+    source: &Source,
+    errors: &mut Vec<Diagnostic>,
+) -> BTreeMap<String, Vec<RawSend>> {
+    let mut named: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut sends: BTreeMap<String, Vec<RawSend>> = BTreeMap::new();
+    for p in &s.packets {
+        let (text, prefix) = p.full_literal();
+        let bytes = match ctsim_packet::parse(&text, &|name| named.get(name).cloned()) {
+            Ok(b) => b,
+            Err(e) => {
+                let start = e.span.start.saturating_sub(prefix);
+                let end = e.span.end.saturating_sub(prefix).max(start);
+                errors.push(literal_error(source, &p.literal, start..end, &e.message));
+                continue;
+            }
+        };
+        if let Some(n) = &p.name {
+            named.insert(n.value.clone(), bytes.clone());
+        }
+        let port = s
+            .interfaces(&p.from.node)
+            .and_then(|ifs| ifs.iter().position(|i| i.name.value == p.from.iface))
+            .map(|i| i as u16);
+        sends.entry(p.from.node.clone()).or_default().push(RawSend {
+            at: instant(p.at),
+            packet: bytes,
+            count: u64::from(p.count.max(1)),
+            interval: duration(p.interval),
+            port,
+        });
+    }
+    sends
+}
+
+fn check_filters(
+    s: &Scenario,
+    source: &Source,
+    errors: &mut Vec<Diagnostic>,
+) -> BTreeMap<usize, Filter> {
+    let mut filters = BTreeMap::new();
+    for (i, c) in s.checks.iter().enumerate() {
+        let text = match &c.kind {
+            model::CheckKind::Received {
+                filter: Some(f), ..
+            }
+            | model::CheckKind::Seen { filter: f, .. } => f,
+            _ => continue,
+        };
+        match Filter::parse(&text.value) {
+            Ok(f) => {
+                filters.insert(i, f);
+            }
+            Err(e) => errors.push(literal_error(source, text, e.span.clone(), &e.message)),
+        }
+    }
+    filters
+}
+
+/// Lowers `s` for a run with `seed`; `trace` keeps per-packet records.
+pub fn lower(
+    s: &Scenario,
+    source: &Arc<Source>,
+    seed: u64,
+    trace: bool,
+) -> Result<Lowered, Report> {
+    let mut errors = Vec::new();
+    let mut sends = raw_sends(s, source, &mut errors);
+    let filters = check_filters(s, source, &mut errors);
+    if !errors.is_empty() {
+        return Err(Report::new(source.clone(), errors));
+    }
+    let names = app_names(s);
+    let mut b = Builder::new(seed);
+    b.trace(trace);
+    let mut nodes = BTreeMap::new();
+    let ports = |ifs: &[model::Interface]| -> Vec<PortSpec> {
+        ifs.iter()
+            .map(|i| PortSpec {
+                name: i.name.value.clone(),
+                addr: Some(cidr(i.addr.value)),
+            })
+            .collect()
+    };
+    for h in &s.hosts {
+        let name = &h.name.value;
+        let node: Box<dyn ctsim_engine::Node> = if h.is_raw() {
+            Box::new(RawHost::new(sends.remove(name).unwrap_or_default()))
+        } else {
+            let apps = s
+                .apps
+                .iter()
+                .zip(&names)
+                .filter(|(a, _)| a.on.value == *name)
+                .map(|(a, n)| host::App {
+                    name: n.clone(),
+                    at: instant(a.at),
+                    kind: app_kind(&a.kind),
+                })
+                .collect();
+            let nics = h
+                .interfaces
+                .iter()
+                .map(|i| Nic {
+                    name: i.name.value.clone(),
+                    addr: cidr(i.addr.value),
+                })
+                .collect();
+            Box::new(Host::new(HostConfig {
+                nics,
+                gateway: h.gateway.as_ref().map(|g| g.value),
+                apps,
+            }))
+        };
+        nodes.insert(name.clone(), b.add_node(name, ports(&h.interfaces), node));
+    }
+    for r in &s.routers {
+        let addrs = r
+            .interfaces
+            .iter()
+            .map(|i| Some(cidr(i.addr.value)))
+            .collect();
+        let routes: Vec<StaticRoute> = r
+            .routes
+            .iter()
+            .map(|rt| StaticRoute {
+                to: cidr(rt.to.value),
+                via: rt.via.value,
+            })
+            .collect();
+        let node = Box::new(Router::new(addrs, &routes));
+        nodes.insert(
+            r.name.value.clone(),
+            b.add_node(&r.name.value, ports(&r.interfaces), node),
+        );
+    }
+    let port_of = |end: &model::LinkEnd| -> Option<(NodeId, u16)> {
+        let node = *nodes.get(&end.node)?;
+        let i = s
+            .interfaces(&end.node)?
+            .iter()
+            .position(|i| i.name.value == end.iface)?;
+        Some((node, i as u16))
+    };
+    let mut links = BTreeMap::new();
+    let mut build_errors = Vec::new();
+    for l in &s.links {
+        let (Some(a), Some(z)) = (port_of(&l.ends[0]), port_of(&l.ends[1])) else {
+            build_errors.push(Diagnostic::new("link end names no interface").label(l.span, "here"));
+            continue;
+        };
+        match b.add_link(&l.name.value, a, z, link_params(&l.params)) {
+            Ok(id) => {
+                links.insert(l.name.value.clone(), id);
+            }
+            Err(e) => build_errors.push(Diagnostic::new(e.to_string()).label(l.span, "this link")),
+        }
+    }
+    for e in &s.events {
+        if let Some(&link) = links.get(&e.link.value) {
+            b.schedule(
+                instant(e.at),
+                ctsim_engine::Action::Link {
+                    link,
+                    change: link_change(e),
+                },
+            );
+        }
+    }
+    if !build_errors.is_empty() {
+        return Err(Report::new(source.clone(), build_errors));
+    }
+    Ok(Lowered {
+        builder: b,
+        app_names: names,
+        filters,
+        nodes,
+        links,
+    })
+}

@@ -1,0 +1,504 @@
+//! The scenario file exactly as written: what serde reads (unknown keys rejected, every value with
+//! its position) and what the JSON Schema describes. `load` turns it into [`crate::model::Scenario`].
+//!
+//! Apps, packets and checks come in kinds that share one flat mapping (`run: tcp-client` takes `to`,
+//! `ping` takes `ttl`, …). serde-saphyr loses positions inside internally tagged enums, so the kinds
+//! are read flat here and sorted out by the loader, with one table ([`APP_KINDS`], …) feeding both the
+//! loader's checks and the schema.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::values::{Bandwidth, Cidr, Duration, Ip, Probability, RouteDest, ScalarText, Target};
+use super::{AppState, CloseMode, DropReason, Stack};
+use crate::diag::{Span, Spanned};
+
+/// A YAML mapping from names to values, in file order, each name with its position.
+#[derive(Clone, Debug)]
+pub struct NamedMap<T>(pub Vec<(Spanned<String>, T)>);
+
+impl<T> Default for NamedMap<T> {
+    fn default() -> Self {
+        NamedMap(Vec::new())
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for NamedMap<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = NamedMap<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping from names to values")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(key) = map.next_key::<Spanned<String>>()? {
+                    out.push((key, map.next_value()?));
+                }
+                Ok(NamedMap(out))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(NamedMap(Vec::new()))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+impl<T: JsonSchema> JsonSchema for NamedMap<T> {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> Cow<'static, str> {
+        format!("Map_of_{}", T::schema_name()).into()
+    }
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "object",
+            "additionalProperties": generator.subschema_for::<T>(),
+        })
+    }
+}
+
+/// A whole scenario file.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(rename = "Scenario")]
+#[schemars(title = "ctsim scenario")]
+pub struct ScenarioFile {
+    /// Short name of the scenario, shown in reports.
+    pub name: Spanned<String>,
+    /// What the scenario shows, in a sentence or two.
+    pub description: Option<Spanned<String>>,
+    /// Seed of the run's random numbers (loss, reordering, ports, sequence numbers). Default 0.
+    pub seed: Option<Spanned<u64>>,
+    /// When the run ends (a duration such as `10s`). Without it, the run ends when nothing is left
+    /// to do.
+    pub until: Option<Spanned<Duration>>,
+    /// Hosts by name. A host with `addr:` has one interface named `eth0`; `interfaces:` gives several.
+    pub hosts: Option<NamedMap<HostFile>>,
+    /// Routers by name.
+    pub routers: Option<NamedMap<RouterFile>>,
+    /// Point-to-point links between interfaces.
+    pub links: Option<Vec<Spanned<LinkFile>>>,
+    /// Programs started on hosts that have a stack.
+    pub apps: Option<Vec<Spanned<AppFile>>>,
+    /// Packets sent byte for byte by raw hosts (`stack: none`).
+    pub packets: Option<Vec<Spanned<PacketFile>>>,
+    /// Changes to links during the run.
+    pub events: Option<Vec<Spanned<EventFile>>>,
+    /// What must hold at the end of the run (or at `at:`).
+    pub checks: Option<Vec<Spanned<CheckFile>>>,
+}
+
+/// A host: a smoltcp TCP/IP stack (default) or a raw host that sends `packets` and records what
+/// it receives.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(rename = "Host")]
+pub struct HostFile {
+    /// `smoltcp` (default): a TCP/IP stack that runs apps; `none`: a raw host.
+    pub stack: Option<Spanned<Stack>>,
+    /// The address of the host's only interface, `eth0`, with its prefix length: `192.0.2.2/24`.
+    pub addr: Option<Spanned<Cidr>>,
+    /// Several interfaces by name, each with its address: `{ eth0: 192.0.2.3/24, eth1: 203.0.113.3/24 }`.
+    pub interfaces: Option<NamedMap<Spanned<Cidr>>>,
+    /// Default gateway; must lie in one of the host's subnets.
+    pub gateway: Option<Spanned<Ip>>,
+}
+
+/// A router: interfaces, static routes, and (later) a netfilter ruleset.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(rename = "Router")]
+pub struct RouterFile {
+    /// Interfaces by name, each with its address: `{ lan0: 192.0.2.1/24, wan0: 198.51.100.1/24 }`.
+    pub interfaces: NamedMap<Spanned<Cidr>>,
+    /// Static routes; the routes to directly connected subnets are implicit.
+    pub routes: Option<Vec<Spanned<RouteFile>>>,
+    /// Netfilter rules in iptables-restore format (as iptables-save prints them).
+    pub ruleset: Option<Spanned<String>>,
+    /// Kernel settings by name, e.g. `net.netfilter.nf_conntrack_max: 262144`.
+    pub sysctl: Option<NamedMap<Spanned<ScalarText>>>,
+}
+
+/// A static route.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(rename = "Route")]
+pub struct RouteFile {
+    /// Destination: `default` or a network such as `203.0.113.0/24`.
+    pub to: Spanned<RouteDest>,
+    /// Next hop; must lie in one of the router's connected subnets.
+    pub via: Spanned<Ip>,
+}
+
+/// A point-to-point link between two interfaces.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(rename = "Link")]
+pub struct LinkFile {
+    /// Name used by events and checks. Default `<node-a>-<node-b>`; links between the same two
+    /// nodes must be named.
+    pub name: Option<Spanned<String>>,
+    /// The two ends: `node` (a node with one interface) or `node.interface`.
+    #[schemars(length(min = 2, max = 2))]
+    pub ends: Spanned<Vec<Spanned<String>>>,
+    /// One-way propagation delay. Default 0.
+    pub delay: Option<Spanned<Duration>>,
+    /// Transmission rate, e.g. `1Gbps`. Default unlimited.
+    pub bandwidth: Option<Spanned<Bandwidth>>,
+    /// Transmit queue length in packets (per direction). Default 1000, as Linux's txqueuelen.
+    pub queue: Option<Spanned<u32>>,
+    /// Probability that a packet is lost. Default 0.
+    pub loss: Option<Spanned<Probability>>,
+    /// Probability that a packet is delivered twice. Default 0.
+    pub duplicate: Option<Spanned<Probability>>,
+    /// Probability that a packet gets an extra random delay (up to `reorder-delay`). Default 0.
+    pub reorder: Option<Spanned<Probability>>,
+    /// Largest extra delay of a reordered packet. Default 0.
+    pub reorder_delay: Option<Spanned<Duration>>,
+    /// Largest IP packet the link carries, in bytes. Default 1500, at least 68.
+    pub mtu: Option<Spanned<u32>>,
+}
+
+/// A program started on a host with a stack. `run:` picks the program; each takes its own keys.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(rename = "App")]
+#[schemars(transform = app_kinds_schema)]
+pub struct AppFile {
+    /// When the app starts. Default 0s.
+    pub at: Option<Spanned<Duration>>,
+    /// The host it runs on.
+    pub on: Spanned<String>,
+    /// The program: `tcp-server`, `tcp-client`, `udp-echo`, `udp-sender` or `ping`.
+    pub run: Spanned<AppRun>,
+    /// Name used by checks (`app: NAME`).
+    pub name: Option<Spanned<String>>,
+    /// (tcp-server, udp-echo) Port to listen on.
+    pub port: Option<Spanned<u16>>,
+    /// (tcp-server) What to do with a connection: `echo` (default), `discard`, or `send` (`bytes:` bytes).
+    pub mode: Option<Spanned<ServerModeName>>,
+    /// (tcp-server, with `mode: send`) How many bytes to send on each connection.
+    pub bytes: Option<Spanned<u64>>,
+    /// (tcp-client, udp-sender) `address:port`; (ping) address.
+    pub to: Option<Spanned<Target>>,
+    /// (tcp-client) Number of bytes to send.
+    pub send: Option<Spanned<u64>>,
+    /// (tcp-client) Text to send (instead of `send:`).
+    pub text: Option<Spanned<String>>,
+    /// (tcp-client) Number of bytes to read before closing.
+    pub expect: Option<Spanned<u64>>,
+    /// (tcp-client) How to end: `close` (FIN, default), `abort` (RST) or `none` (stay open).
+    pub close: Option<Spanned<CloseMode>>,
+    /// (tcp-client) Give up after this long.
+    pub timeout: Option<Spanned<Duration>>,
+    /// (udp-sender, ping) Number of datagrams or echo requests. Default 1.
+    pub count: Option<Spanned<u32>>,
+    /// (udp-sender) payload bytes, default 64; (ping) payload bytes, default 56.
+    pub size: Option<Spanned<u32>>,
+    /// (udp-sender, ping) Time between two sends. Default 1s.
+    pub interval: Option<Spanned<Duration>>,
+    /// (ping) IP time to live. Default 64.
+    pub ttl: Option<Spanned<u8>>,
+}
+
+/// Program names for `run:`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum AppRun {
+    TcpServer,
+    TcpClient,
+    UdpEcho,
+    UdpSender,
+    Ping,
+}
+
+impl AppRun {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppRun::TcpServer => "tcp-server",
+            AppRun::TcpClient => "tcp-client",
+            AppRun::UdpEcho => "udp-echo",
+            AppRun::UdpSender => "udp-sender",
+            AppRun::Ping => "ping",
+        }
+    }
+}
+
+/// What a TCP server does with each connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServerModeName {
+    /// Send back what it receives.
+    Echo,
+    /// Read and drop.
+    Discard,
+    /// Send `bytes:` bytes, then close.
+    Send,
+}
+
+/// The keys one kind of entry takes (besides the keys every kind takes).
+pub struct KindKeys {
+    pub kind: &'static str,
+    pub required: &'static [&'static str],
+    pub optional: &'static [&'static str],
+}
+
+impl KindKeys {
+    pub fn allows(&self, key: &str) -> bool {
+        self.required.contains(&key) || self.optional.contains(&key)
+    }
+    /// The keys as a readable list.
+    pub fn list(&self) -> String {
+        let keys: Vec<String> = self
+            .required
+            .iter()
+            .chain(self.optional)
+            .map(|k| format!("`{k}`"))
+            .collect();
+        keys.join(", ")
+    }
+}
+
+/// Keys every app takes.
+pub const APP_COMMON: &[&str] = &["at", "on", "run", "name"];
+
+/// Keys of each `run:` kind.
+pub const APP_KINDS: &[KindKeys] = &[
+    KindKeys {
+        kind: "tcp-server",
+        required: &["port"],
+        optional: &["mode", "bytes"],
+    },
+    KindKeys {
+        kind: "tcp-client",
+        required: &["to"],
+        optional: &["send", "text", "expect", "close", "timeout"],
+    },
+    KindKeys {
+        kind: "udp-echo",
+        required: &["port"],
+        optional: &[],
+    },
+    KindKeys {
+        kind: "udp-sender",
+        required: &["to"],
+        optional: &["count", "size", "interval"],
+    },
+    KindKeys {
+        kind: "ping",
+        required: &["to"],
+        optional: &["count", "interval", "size", "ttl"],
+    },
+];
+
+impl AppFile {
+    /// The kind-specific keys present, with the position of their values.
+    pub fn present(&self) -> Vec<(&'static str, Span)> {
+        let mut v = Vec::new();
+        macro_rules! p {
+            ($($f:ident => $k:literal),*) => { $( if let Some(x) = &self.$f { v.push(($k, x.span)); } )* };
+        }
+        p!(port => "port", mode => "mode", bytes => "bytes", to => "to", send => "send",
+           text => "text", expect => "expect", close => "close", timeout => "timeout",
+           count => "count", size => "size", interval => "interval", ttl => "ttl");
+        v
+    }
+}
+
+/// A packet sent byte for byte by a raw host. Exactly one of `tcp`, `udp`, `icmp`, `packet`.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(rename = "Packet")]
+#[schemars(transform = packet_kinds_schema)]
+pub struct PacketFile {
+    /// Name, for `quote=NAME` in a later ICMP error.
+    pub name: Option<Spanned<String>>,
+    /// When it is sent. Default 0s.
+    pub at: Option<Spanned<Duration>>,
+    /// The raw host that sends it: `node`, or `node.interface` when it has several.
+    pub from: Spanned<String>,
+    /// A TCP segment: `"192.0.2.9:40000 > 198.51.100.2:22 S seq=1000 win=64240"`.
+    pub tcp: Option<Spanned<String>>,
+    /// A UDP datagram: `"192.0.2.9:5000 > 198.51.100.2:53 len=32"`.
+    pub udp: Option<Spanned<String>>,
+    /// An ICMP message: `"192.0.2.9 > 198.51.100.2 port-unreachable quote=syn"`.
+    pub icmp: Option<Spanned<String>>,
+    /// Any IP packet, in the full literal form: `"ip 192.0.2.9 > 198.51.100.2 proto=47 len=20"`.
+    pub packet: Option<Spanned<String>>,
+    /// How many copies to send. Default 1.
+    pub count: Option<Spanned<u32>>,
+    /// Time between two copies. Default 0.
+    pub interval: Option<Spanned<Duration>>,
+}
+
+/// A scripted change to a link. Any link parameter may change; `down: true` cuts the link.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(rename = "Event")]
+pub struct EventFile {
+    /// When the change happens.
+    pub at: Spanned<Duration>,
+    /// The link's name.
+    pub link: Spanned<String>,
+    /// `true` takes the link down (every packet is dropped), `false` brings it back.
+    pub down: Option<Spanned<bool>>,
+    /// New one-way delay.
+    pub delay: Option<Spanned<Duration>>,
+    /// New rate (`unlimited` lifts the limit).
+    pub bandwidth: Option<Spanned<Bandwidth>>,
+    /// New queue length in packets.
+    pub queue: Option<Spanned<u32>>,
+    /// New loss probability.
+    pub loss: Option<Spanned<Probability>>,
+    /// New duplication probability.
+    pub duplicate: Option<Spanned<Probability>>,
+    /// New reordering probability.
+    pub reorder: Option<Spanned<Probability>>,
+    /// New largest extra delay of a reordered packet.
+    pub reorder_delay: Option<Spanned<Duration>>,
+    /// New MTU (at least 68).
+    pub mtu: Option<Spanned<u32>>,
+}
+
+/// Something that must hold at the end of the run, or at `at:`. The kind is given by its key:
+/// `app:` (an app's outcome), `received:` (packets a node received), `dropped:` (packets a link
+/// dropped), `seen:` (packets seen at a node).
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(rename = "Check")]
+#[schemars(transform = check_kinds_schema)]
+pub struct CheckFile {
+    /// When to evaluate the check. Default: at the end of the run.
+    pub at: Option<Spanned<Duration>>,
+    /// (app check) The app's name.
+    pub app: Option<Spanned<String>>,
+    /// (app check) Bytes the app sent.
+    pub bytes_sent: Option<Spanned<u64>>,
+    /// (app check) Bytes the app received.
+    pub bytes_received: Option<Spanned<u64>>,
+    /// (app check) The app's state.
+    pub state: Option<Spanned<AppState>>,
+    /// (app check, ping and udp-sender) Replies received.
+    pub replies: Option<Spanned<u64>>,
+    /// (app check) Text the app's error must contain.
+    pub error: Option<Spanned<String>>,
+    /// (received, seen) The node.
+    pub on: Option<Spanned<String>>,
+    /// Packets received by the node `on:` that match this filter (empty or null: every packet).
+    #[serde(default, deserialize_with = "nullable_string")]
+    #[schemars(with = "Option<String>")]
+    pub received: Option<Spanned<String>>,
+    /// Packets seen at the node `on:` (received, forwarded, sent or dropped) that match this filter.
+    pub seen: Option<Spanned<String>>,
+    /// (received, seen) Exactly this many packets.
+    pub count: Option<Spanned<u64>>,
+    /// (received, seen) At least this many packets (default 1 when neither `count` nor `max` is given).
+    pub min: Option<Spanned<u64>>,
+    /// (received, seen) At most this many packets.
+    pub max: Option<Spanned<u64>>,
+    /// (dropped) The link's name.
+    pub link: Option<Spanned<String>>,
+    /// Exactly this many packets dropped by the link `link:`.
+    pub dropped: Option<Spanned<u64>>,
+    /// (dropped) Count only drops for this reason: `loss`, `queue`, `mtu` or `down`.
+    pub reason: Option<Spanned<DropReason>>,
+}
+
+/// A key that may be null (`received:` alone means every packet): present-but-null becomes `""`.
+fn nullable_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Spanned<String>>, D::Error> {
+    let s = Spanned::<Option<String>>::deserialize(d)?;
+    Ok(Some(s.map(Option::unwrap_or_default)))
+}
+
+/// Keys that pick the kind of a check.
+pub const CHECK_SELECTORS: &[&str] = &["app", "received", "dropped", "seen"];
+
+/// Keys of each check kind (named after its selector key); `at` is allowed everywhere.
+pub const CHECK_KINDS: &[KindKeys] = &[
+    KindKeys {
+        kind: "app",
+        required: &["app"],
+        optional: &["bytes-sent", "bytes-received", "state", "replies", "error"],
+    },
+    KindKeys {
+        kind: "received",
+        required: &["on", "received"],
+        optional: &["count", "min", "max"],
+    },
+    KindKeys {
+        kind: "dropped",
+        required: &["link", "dropped"],
+        optional: &["reason"],
+    },
+    KindKeys {
+        kind: "seen",
+        required: &["on", "seen"],
+        optional: &["count", "min", "max"],
+    },
+];
+
+impl CheckFile {
+    /// The keys present (besides `at`), with the position of their values.
+    pub fn present(&self) -> Vec<(&'static str, Span)> {
+        let mut v = Vec::new();
+        macro_rules! p {
+            ($($f:ident => $k:literal),*) => { $( if let Some(x) = &self.$f { v.push(($k, x.span)); } )* };
+        }
+        p!(app => "app", bytes_sent => "bytes-sent", bytes_received => "bytes-received",
+           state => "state", replies => "replies", error => "error", on => "on",
+           received => "received", seen => "seen", count => "count", min => "min", max => "max",
+           link => "link", dropped => "dropped", reason => "reason");
+        v
+    }
+}
+
+fn keys_schema(
+    common: &[&str],
+    k: &KindKeys,
+    discriminator: Option<(&str, &str)>,
+) -> serde_json::Value {
+    let mut names: Vec<&str> = common.to_vec();
+    names.extend(k.required);
+    names.extend(k.optional);
+    let mut s = json!({
+        "required": k.required,
+        "propertyNames": { "enum": names },
+    });
+    if let Some((key, value)) = discriminator {
+        s["properties"] = json!({ key: { "const": value } });
+    }
+    s
+}
+
+fn app_kinds_schema(schema: &mut Schema) {
+    let one_of: Vec<_> = APP_KINDS
+        .iter()
+        .map(|k| keys_schema(APP_COMMON, k, Some(("run", k.kind))))
+        .collect();
+    schema.insert("oneOf".into(), one_of.into());
+}
+
+fn check_kinds_schema(schema: &mut Schema) {
+    let one_of: Vec<_> = CHECK_KINDS
+        .iter()
+        .map(|k| keys_schema(&["at"], k, None))
+        .collect();
+    schema.insert("oneOf".into(), one_of.into());
+}
+
+fn packet_kinds_schema(schema: &mut Schema) {
+    let one_of: Vec<_> = ["tcp", "udp", "icmp", "packet"]
+        .iter()
+        .map(|k| json!({ "required": [k] }))
+        .collect();
+    schema.insert("oneOf".into(), one_of.into());
+}

@@ -1,0 +1,186 @@
+//! What a run prints: the timeline, the apps' outcomes, the links' counters
+//! and the checks' verdicts, as aligned text or as JSON lines.
+
+use std::fmt::Write;
+
+use ctsim_engine::{LinkStats, Place, Record, Sim, What};
+use serde_json::json;
+
+use crate::run::{CheckResult, RunOutput};
+
+/// One timeline line, its columns already in words.
+pub struct Row {
+    pub time: String,
+    pub time_ns: u64,
+    /// `client eth0`, `r1 lan0`, or `link wan r1>server`.
+    pub place: String,
+    /// `sent`, `received`, `forwarded wan0`, `dropped (loss)`.
+    pub event: String,
+    pub packet: String,
+}
+
+/// The words for one record.
+pub fn row(sim: &Sim, r: &Record) -> Row {
+    let place = match r.place {
+        Place::Node { node, port } => {
+            let iface = sim
+                .ports(node)
+                .get(usize::from(port))
+                .map_or("?", |p| p.name.as_str());
+            format!("{} {iface}", sim.node_name(node))
+        }
+        Place::Link { link, dir } => {
+            let l = &sim.links()[link.0 as usize];
+            let (from, to) = (l.ends[usize::from(dir)].0, l.ends[1 - usize::from(dir)].0);
+            format!(
+                "link {} {}>{}",
+                l.name,
+                sim.node_name(from),
+                sim.node_name(to)
+            )
+        }
+    };
+    let event = match r.what {
+        What::Sent => "sent".to_string(),
+        What::Received => "received".to_string(),
+        What::Forwarded { to } => {
+            let node = match r.place {
+                Place::Node { node, .. } => Some(node),
+                Place::Link { .. } => None,
+            };
+            let out = node
+                .and_then(|n| sim.ports(n).get(usize::from(to)))
+                .map_or("?", |p| p.name.as_str());
+            format!("forwarded {out}")
+        }
+        What::Dropped(reason) => format!("dropped ({reason})"),
+    };
+    Row {
+        time: r.time.to_string(),
+        time_ns: r.time.nanos(),
+        place,
+        event,
+        packet: format!("{:#}", ctsim_packet::Literal(&r.packet)),
+    }
+}
+
+/// The whole report as text.
+pub fn text(out: &RunOutput, timeline: bool) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "scenario {} (seed {})", out.name, out.seed);
+    if timeline {
+        let rows = &out.rows;
+        let w_place = rows.iter().map(|r| r.place.len()).max().unwrap_or(0);
+        let w_event = rows.iter().map(|r| r.event.len()).max().unwrap_or(0);
+        for r in rows {
+            let _ = writeln!(
+                s,
+                "{}  {:w_place$}  {:w_event$}  {}",
+                r.time, r.place, r.event, r.packet
+            );
+        }
+    }
+    let _ = writeln!(s, "ended at {} ({})", out.end, out.end_reason);
+    if !out.apps.is_empty() {
+        let _ = writeln!(s, "\napps:");
+        for a in &out.apps {
+            let _ = writeln!(s, "  {}", app_line(a));
+        }
+    }
+    if !out.links.is_empty() {
+        let _ = writeln!(s, "\nlinks:");
+        for l in &out.links {
+            for (dir, st) in l.stats.iter().enumerate() {
+                let (from, to) = (&l.ends[dir], &l.ends[1 - dir]);
+                let _ = writeln!(s, "  {} {from}>{to}: {}", l.name, stats_line(st));
+            }
+        }
+    }
+    if !out.checks.is_empty() {
+        let _ = writeln!(s, "\nchecks:");
+        for c in &out.checks {
+            let verdict = if c.passed { "ok  " } else { "FAIL" };
+            let _ = writeln!(s, "  {verdict} {}: {}", c.what, c.detail);
+        }
+        let failed = out.checks.iter().filter(|c| !c.passed).count();
+        let _ = writeln!(s, "{} checks, {} failed", out.checks.len(), failed);
+    }
+    s
+}
+
+fn app_line(a: &ctsim_engine::AppOutcome) -> String {
+    let mut s = format!(
+        "{} ({}): {}, sent {} B, received {} B",
+        a.name, a.kind, a.state, a.bytes_sent, a.bytes_received
+    );
+    if a.requests > 0 || a.replies > 0 {
+        let _ = write!(s, ", {} requests, {} replies", a.requests, a.replies);
+    }
+    if let Some(e) = &a.error {
+        let _ = write!(s, "; {e}");
+    }
+    s
+}
+
+fn stats_line(st: &LinkStats) -> String {
+    let mut s = format!("sent {}, delivered {}", st.sent, st.delivered);
+    for (n, what) in [
+        (st.duplicated, "duplicated"),
+        (st.lost, "lost"),
+        (st.queue_drops, "queue drops"),
+        (st.mtu_drops, "mtu drops"),
+        (st.down_drops, "down drops"),
+    ] {
+        if n > 0 {
+            let _ = write!(s, ", {what} {n}");
+        }
+    }
+    s
+}
+
+/// The whole report as JSON lines: one object per timeline event, then one
+/// per app, link direction and check, then a summary.
+pub fn json_lines(out: &RunOutput) -> String {
+    let mut s = String::new();
+    let mut line = |v: serde_json::Value| {
+        s.push_str(&v.to_string());
+        s.push('\n');
+    };
+    for r in &out.rows {
+        line(
+            json!({"type": "event", "time": r.time, "time_ns": r.time_ns, "place": r.place,
+                    "event": r.event, "packet": r.packet}),
+        );
+    }
+    for a in &out.apps {
+        line(
+            json!({"type": "app", "name": a.name, "kind": a.kind, "state": a.state,
+                    "bytes_sent": a.bytes_sent, "bytes_received": a.bytes_received,
+                    "requests": a.requests, "replies": a.replies, "error": a.error}),
+        );
+    }
+    for l in &out.links {
+        for (dir, st) in l.stats.iter().enumerate() {
+            line(
+                json!({"type": "link", "name": l.name, "from": l.ends[dir], "to": l.ends[1 - dir],
+                        "sent": st.sent, "delivered": st.delivered, "duplicated": st.duplicated,
+                        "lost": st.lost, "queue_drops": st.queue_drops, "mtu_drops": st.mtu_drops,
+                        "down_drops": st.down_drops}),
+            );
+        }
+    }
+    for CheckResult {
+        what,
+        passed,
+        detail,
+    } in &out.checks
+    {
+        line(json!({"type": "check", "check": what, "passed": passed, "detail": detail}));
+    }
+    line(
+        json!({"type": "summary", "scenario": out.name, "seed": out.seed, "end": out.end.to_string(),
+                "end_reason": out.end_reason, "checks": out.checks.len(),
+                "failed": out.checks.iter().filter(|c| !c.passed).count()}),
+    );
+    s
+}

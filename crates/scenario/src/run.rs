@@ -1,0 +1,349 @@
+//! Running a scenario: lower it, drive the engine to each check's instant,
+//! judge the checks there, and collect what the report shows.
+
+use std::fmt::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use ctsim_engine::{AppOutcome, DropReason, Instant, LinkStats, Place, Sim, What};
+
+use crate::diag::{Report, Source};
+use crate::lower::{self, Lowered};
+use crate::model::{self, CheckKind, CountRange, Scenario};
+use crate::report::{self, Row};
+
+/// Runs without `until` stop when no event is left, or at this cap.
+pub const RUN_CAP: Instant = Instant::from_nanos(3_600 * 1_000_000_000);
+
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Replaces the scenario's seed.
+    pub seed: Option<u64>,
+    /// Replaces the scenario's end time.
+    pub until: Option<Instant>,
+    /// Keep the per-packet timeline (checks on packets turn it on anyway).
+    pub timeline: bool,
+    /// Capture every link, for pcap files.
+    pub capture: bool,
+}
+
+/// A check's verdict, in words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckResult {
+    /// The check as the user wrote it, e.g. `link wan dropped (loss) = 2`.
+    pub what: String,
+    pub passed: bool,
+    /// What was found, and what was expected when it differs.
+    pub detail: String,
+}
+
+/// A link's counters with its ends' node names.
+pub struct LinkReport {
+    pub name: String,
+    pub ends: [String; 2],
+    pub stats: [LinkStats; 2],
+}
+
+/// Everything a finished run reports.
+pub struct RunOutput {
+    pub name: String,
+    pub seed: u64,
+    pub end: Instant,
+    pub end_reason: &'static str,
+    pub rows: Vec<Row>,
+    pub apps: Vec<AppOutcome>,
+    pub links: Vec<LinkReport>,
+    pub checks: Vec<CheckResult>,
+    pub sim: Sim,
+}
+
+impl RunOutput {
+    pub fn failed(&self) -> bool {
+        self.checks.iter().any(|c| !c.passed)
+    }
+
+    /// Writes `<link>.pcap` into `dir` for every link (needs `capture`).
+    pub fn write_pcaps(&self, dir: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        for l in self.sim.links() {
+            let file = std::fs::File::create(dir.join(format!("{}.pcap", l.name)))?;
+            ctsim_engine::pcap::write_link(l, std::io::BufWriter::new(file))
+                .map_err(std::io::Error::other)?;
+        }
+        Ok(())
+    }
+}
+
+/// Loads and validates a scenario file's text.
+pub fn load(name: &str, text: &str) -> Result<(Scenario, Arc<Source>), Report> {
+    let source = Arc::new(Source::new(name, text));
+    let scenario = crate::load::load_source(source.clone())?;
+    // Lowering parses the packet literals and filters: report their errors now.
+    lower::lower(&scenario, &source, scenario.seed, false)?;
+    Ok((scenario, source))
+}
+
+/// For `--timing`: each router's forwarded packets per second of wall time.
+pub fn router_rates(out: &RunOutput, wall_seconds: f64) -> Vec<String> {
+    (0..out.sim.node_count())
+        .map(|i| ctsim_engine::NodeId(i as u32))
+        .filter_map(|id| {
+            let r = out
+                .sim
+                .node(id)
+                .as_any()
+                .downcast_ref::<ctsim_engine::router::Router>()?;
+            let n = r.stats.forwarded;
+            Some(format!(
+                "router {}: forwarded {n} packets, {:.0} per second of wall time",
+                out.sim.node_name(id),
+                n as f64 / wall_seconds
+            ))
+        })
+        .collect()
+}
+
+/// Lowers and runs `s`. Errors are input errors found while lowering (bad
+/// packet literals or filters); failed checks are in the output.
+pub fn run(s: &Scenario, source: &Arc<Source>, opts: &RunOptions) -> Result<RunOutput, Report> {
+    let seed = opts.seed.unwrap_or(s.seed);
+    let needs_records = s
+        .checks
+        .iter()
+        .any(|c| matches!(c.kind, CheckKind::Received { .. } | CheckKind::Seen { .. }));
+    let lowered = lower::lower(s, source, seed, opts.timeline || needs_records)?;
+    let Lowered {
+        builder, filters, ..
+    } = lowered;
+    let mut sim = builder.build();
+    if opts.capture {
+        sim.capture_links();
+    }
+    let until = opts
+        .until
+        .or(s.until.as_ref().map(|u| lower::instant(u.value)));
+    let end = until.unwrap_or(RUN_CAP);
+
+    // Checks with an instant are judged when the run reaches it.
+    let mut order: Vec<usize> = (0..s.checks.len()).collect();
+    let instant_of = |i: usize| {
+        s.checks[i]
+            .at
+            .as_ref()
+            .map_or(Instant::MAX, |a| lower::instant(a.value))
+    };
+    order.sort_by_key(|&i| instant_of(i));
+    let mut results: Vec<Option<CheckResult>> = vec![None; s.checks.len()];
+    for &i in &order {
+        let at = instant_of(i);
+        if at != Instant::MAX {
+            sim.run_until(at.min(end));
+            results[i] = Some(judge(&sim, s, i, at, &filters));
+        }
+    }
+    sim.run_until(end);
+    let (end, end_reason) = match until {
+        Some(u) => (u, "until reached"),
+        None if sim.next_event().is_none() => (sim.now(), "no events left"),
+        None => (sim.now(), "stopped at the 1-hour cap with events pending"),
+    };
+    for &i in &order {
+        if results[i].is_none() {
+            results[i] = Some(judge(&sim, s, i, end, &filters));
+        }
+    }
+    let rows = if opts.timeline {
+        sim.records().iter().map(|r| report::row(&sim, r)).collect()
+    } else {
+        Vec::new()
+    };
+    let links = sim
+        .links()
+        .iter()
+        .map(|l| LinkReport {
+            name: l.name.clone(),
+            ends: l.ends.map(|(n, _)| sim.node_name(n).to_string()),
+            stats: l.stats.clone(),
+        })
+        .collect();
+    Ok(RunOutput {
+        name: s.name.value.clone(),
+        seed,
+        end,
+        end_reason,
+        rows,
+        apps: sim.outcomes(),
+        links,
+        checks: results.into_iter().flatten().collect(),
+        sim,
+    })
+}
+
+/// `TimedOut` → `timed-out`: the spelling the scenario file uses.
+fn kebab(debug: impl std::fmt::Debug) -> String {
+    let mut out = String::new();
+    for (i, c) in format!("{debug:?}").chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('-');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+fn count_words(c: &CountRange) -> String {
+    match c.max {
+        Some(max) if max == c.min => format!("= {max}"),
+        Some(max) => format!("in {}..={max}", c.min),
+        None => format!(">= {}", c.min),
+    }
+}
+
+fn engine_reason(r: model::DropReason) -> DropReason {
+    match r {
+        model::DropReason::Loss => DropReason::Loss,
+        model::DropReason::Queue => DropReason::QueueFull,
+        model::DropReason::Mtu => DropReason::Mtu,
+        model::DropReason::Down => DropReason::LinkDown,
+    }
+}
+
+/// Judges check `i` against the run as it stands at `at`.
+fn judge(
+    sim: &Sim,
+    s: &Scenario,
+    i: usize,
+    at: Instant,
+    filters: &std::collections::BTreeMap<usize, ctsim_packet::Filter>,
+) -> CheckResult {
+    let check = &s.checks[i];
+    let when = check
+        .at
+        .as_ref()
+        .map(|a| format!(" at {}", lower::instant(a.value)))
+        .unwrap_or_default();
+    let count_at = |node: &str, pred: &dyn Fn(What) -> bool| -> u64 {
+        let Some(id) = sim.node_id(node) else {
+            return 0;
+        };
+        sim.records()
+            .iter()
+            .filter(|r| r.time <= at)
+            .filter(|r| matches!(r.place, Place::Node { node, .. } if node == id))
+            .filter(|r| pred(r.what))
+            .filter(|r| filters.get(&i).is_none_or(|f| f.matches(&r.packet)))
+            .count() as u64
+    };
+    let counted = |what: String, n: u64, range: &CountRange| CheckResult {
+        passed: range.contains(n),
+        detail: format!("{n} (expected {})", count_words(range)),
+        what,
+    };
+    match &check.kind {
+        CheckKind::App {
+            app,
+            bytes_sent,
+            bytes_received,
+            state,
+            replies,
+            error,
+        } => {
+            let names = lower::app_names(s);
+            let outcome = names
+                .iter()
+                .position(|n| *n == app.value)
+                .and_then(|_| sim.outcomes().into_iter().find(|o| o.name == app.value));
+            let what = format!("app {}{when}", app.value);
+            let Some(o) = outcome else {
+                return CheckResult {
+                    what,
+                    passed: false,
+                    detail: "no such app ran".into(),
+                };
+            };
+            let mut wrong = Vec::new();
+            let mut expect = |field: &str, got: String, want: Option<String>| {
+                if let Some(want) = want.filter(|w| *w != got) {
+                    wrong.push(format!("{field} {got} (expected {want})"));
+                }
+            };
+            expect("state", o.state.clone(), state.map(kebab));
+            expect(
+                "bytes-sent",
+                o.bytes_sent.to_string(),
+                bytes_sent.map(|b| b.to_string()),
+            );
+            expect(
+                "bytes-received",
+                o.bytes_received.to_string(),
+                bytes_received.map(|b| b.to_string()),
+            );
+            expect(
+                "replies",
+                o.replies.to_string(),
+                replies.map(|b| b.to_string()),
+            );
+            if let Some(e) = error {
+                let got = o.error.clone().unwrap_or_default();
+                if !got.contains(e.as_str()) {
+                    wrong.push(format!("error {got:?} (expected it to contain {e:?})"));
+                }
+            }
+            let mut detail = format!(
+                "{}, sent {} B, received {} B",
+                o.state, o.bytes_sent, o.bytes_received
+            );
+            if o.requests > 0 {
+                let _ = write!(detail, ", {} replies to {} requests", o.replies, o.requests);
+            }
+            if !wrong.is_empty() {
+                detail = wrong.join("; ");
+            }
+            CheckResult {
+                what,
+                passed: wrong.is_empty(),
+                detail,
+            }
+        }
+        CheckKind::Received { on, filter, count } => {
+            let f = filter
+                .as_ref()
+                .map(|f| format!(" {:?}", f.value))
+                .unwrap_or_default();
+            let n = count_at(&on.value, &|w| w == What::Received);
+            counted(format!("{} received{f}{when}", on.value), n, count)
+        }
+        CheckKind::Seen { on, filter, count } => {
+            let n = count_at(&on.value, &|_| true);
+            counted(
+                format!("{} saw {:?}{when}", on.value, filter.value),
+                n,
+                count,
+            )
+        }
+        CheckKind::Dropped {
+            link,
+            count,
+            reason,
+        } => {
+            let stats = sim
+                .links()
+                .iter()
+                .find(|l| l.name == link.value)
+                .map(|l| l.stats.clone())
+                .unwrap_or_default();
+            let n: u64 = stats
+                .iter()
+                .map(|st| reason.map_or(st.total_drops(), |r| st.drops(engine_reason(r))))
+                .sum();
+            let why = reason
+                .map(|r| format!(" ({})", kebab(r)))
+                .unwrap_or_default();
+            CheckResult {
+                what: format!("link {} dropped{why}{when}", link.value),
+                passed: n == *count,
+                detail: format!("{n} (expected {count})"),
+            }
+        }
+    }
+}

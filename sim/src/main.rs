@@ -1,0 +1,162 @@
+//! `ctsim`: the command line. Parses arguments, reads files, calls the
+//! scenario crate, prints, and turns results into exit codes: 0 all good,
+//! 1 a check failed, 2 bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use ctsim_scenario::model::Duration;
+use ctsim_scenario::{report, Report, RunOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "ctsim",
+    version,
+    about = "A deterministic network simulator whose routers behave as Linux does"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a scenario and print its timeline, apps, links and checks.
+    Run {
+        file: PathBuf,
+        /// Use this seed instead of the scenario's.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Stop at this simulated time (e.g. `2.5s`) instead of the scenario's `until`.
+        #[arg(long)]
+        until: Option<Duration>,
+        /// Write one pcap file per link into this directory.
+        #[arg(long)]
+        pcap: Option<PathBuf>,
+        /// Print JSON lines instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Leave the per-packet timeline out (apps, links and checks remain).
+        #[arg(long)]
+        quiet: bool,
+        /// Also print wall-clock time and events per second on stderr.
+        #[arg(long)]
+        timing: bool,
+    },
+    /// Validate scenario files without running them.
+    Check { files: Vec<PathBuf> },
+    /// Print the JSON Schema of the scenario format.
+    Schema,
+    /// Print a scenario's topology as Graphviz DOT.
+    Graph { file: PathBuf },
+}
+
+/// Exit code for bad input.
+const BAD_INPUT: u8 = 2;
+
+fn read(path: &Path) -> Result<String, ExitCode> {
+    std::fs::read(path)
+        .map_err(|e| {
+            eprintln!("error: cannot read {}: {e}", path.display());
+            ExitCode::from(BAD_INPUT)
+        })
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+fn bad(report: &Report) -> ExitCode {
+    eprint!("{}", report.render(Report::color_default()));
+    ExitCode::from(BAD_INPUT)
+}
+
+fn load(
+    path: &Path,
+) -> Result<
+    (
+        ctsim_scenario::model::Scenario,
+        std::sync::Arc<ctsim_scenario::diag::Source>,
+    ),
+    ExitCode,
+> {
+    let text = read(path)?;
+    ctsim_scenario::load(&path.display().to_string(), &text).map_err(|r| bad(&r))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run {
+            file,
+            seed,
+            until,
+            pcap,
+            json,
+            quiet,
+            timing,
+        } => {
+            let (scenario, source) = match load(&file) {
+                Ok(x) => x,
+                Err(code) => return code,
+            };
+            let opts = RunOptions {
+                seed,
+                until: until.map(ctsim_scenario::lower::instant),
+                timeline: !quiet,
+                capture: pcap.is_some(),
+            };
+            let started = std::time::Instant::now();
+            let out = match ctsim_scenario::run(&scenario, &source, &opts) {
+                Ok(out) => out,
+                Err(r) => return bad(&r),
+            };
+            if timing {
+                let wall = started.elapsed().as_secs_f64();
+                let events = out.sim.events();
+                eprintln!(
+                    "wall {wall:.3}s, {events} events, {:.0} events/s",
+                    events as f64 / wall
+                );
+                for line in ctsim_scenario::run::router_rates(&out, wall) {
+                    eprintln!("{line}");
+                }
+            }
+            if json {
+                print!("{}", report::json_lines(&out));
+            } else {
+                print!("{}", report::text(&out, !quiet));
+            }
+            if let Some(dir) = pcap {
+                if let Err(e) = out.write_pcaps(&dir) {
+                    eprintln!("error: writing pcap files into {}: {e}", dir.display());
+                    return ExitCode::from(BAD_INPUT);
+                }
+            }
+            ExitCode::from(u8::from(out.failed()))
+        }
+        Command::Check { files } => {
+            let mut code = ExitCode::SUCCESS;
+            for file in files {
+                match load(&file) {
+                    Ok(_) => println!("{}: ok", file.display()),
+                    Err(c) => code = c,
+                }
+            }
+            code
+        }
+        Command::Schema => {
+            let schema = ctsim_scenario::model::json_schema();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&schema).unwrap_or_default()
+            );
+            ExitCode::SUCCESS
+        }
+        Command::Graph { file } => match load(&file) {
+            Ok((s, _)) => {
+                print!("{}", ctsim_scenario::graph::dot(&s));
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+    }
+}
