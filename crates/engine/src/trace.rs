@@ -23,7 +23,7 @@ pub enum Place {
 pub enum What {
     /// A host or router emitted a packet of its own.
     Sent,
-    /// A host took a packet in.
+    /// A host, or a router for itself (INPUT), took a packet in.
     Received,
     /// A router passed a packet on through interface `to`.
     Forwarded { to: u16 },
@@ -56,8 +56,6 @@ pub enum DropReason {
     Malformed,
     /// Addressed to another host (hosts do not forward).
     NotForUs,
-    /// Addressed to the router itself, which had nothing to answer with.
-    Local,
 }
 
 impl DropReason {
@@ -75,7 +73,6 @@ impl DropReason {
             DropReason::FragNeeded => "frag-needed",
             DropReason::Malformed => "malformed",
             DropReason::NotForUs => "not-for-us",
-            DropReason::Local => "local",
         }
     }
 }

@@ -25,6 +25,11 @@ pub(crate) fn default_len(header_len: usize, whole: usize) -> usize {
     whole.min(MAX_ERROR_LEN.saturating_sub(header_len + ICMP_HEADER_LEN))
 }
 
+/// IPTOS_PREC_INTERNETCONTROL: the precedence Linux gives its ICMP errors.
+const INTERNETWORK_CONTROL: u8 = 0xc0;
+/// RT_TOS(): the TOS bits Linux carries over from the offending datagram.
+const RT_TOS_MASK: u8 = 0x1e;
+
 /// Builds the ICMP error a router at `src` sends about `offending` (the
 /// datagram as it was received), the way Linux's `icmp_send` does: to the
 /// offending datagram's source, quoting as much of it as fits in 576
@@ -44,7 +49,7 @@ pub(crate) fn default_len(header_len: usize, whole: usize) -> usize {
 /// let error = icmp_error(Ipv4Addr::new(203, 0, 113, 1), IcmpError::TimeExceeded, &syn);
 /// assert_eq!(
 ///     show(&error),
-///     "icmp 203.0.113.1 > 192.0.2.2 time-exceeded nodf \
+///     "icmp 203.0.113.1 > 192.0.2.2 time-exceeded tos=0xc0 nodf \
 ///      quote=(tcp 192.0.2.2:40000 > 198.51.100.2:22 S seq=1 win=1024)"
 /// );
 /// ```
@@ -55,7 +60,11 @@ pub fn icmp_error(src: Ipv4Addr, kind: IcmpError, offending: &[u8]) -> Vec<u8> {
             Ipv4Packet::new_unchecked(header).src_addr()
         });
     let mut ip = IpHeader::new(src, dst);
+    // As icmp_send() does (checked on Linux 6.x in a namespace): DF clear,
+    // and precedence "internetwork control" plus the offender's TOS bits.
     ip.dont_frag = false;
+    let offender_tos = offending.get(..IPV4_HEADER_LEN).map_or(0, |h| h[1]);
+    ip.tos = INTERNETWORK_CONTROL | (offender_tos & RT_TOS_MASK);
     let kept = default_len(ip.header_len(), offending.len());
     let error = Datagram {
         transport: Transport::Icmp(Icmp {

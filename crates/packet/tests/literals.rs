@@ -360,8 +360,11 @@ fn icmp_error_follows_linux() {
     let ip = ip(&error);
     assert_eq!(ip.src_addr(), router);
     assert_eq!(ip.dst_addr(), Ipv4Addr::new(192, 0, 2, 2));
+    // Checked on Linux 6.x in a namespace (ping -M do -s 1400 across a
+    // 1280-byte link): tos 0xc0, ttl 64, DF clear, 576 bytes in all.
     assert!(!ip.dont_frag());
     assert_eq!((ip.hop_limit(), ip.ident()), (64, 0));
+    assert_eq!((ip.dscp() << 2) | ip.ecn(), 0xc0);
     let packet = Icmpv4Packet::new_checked(ip.payload()).unwrap();
     assert!(packet.verify_checksum());
     assert_eq!(packet.data(), &big[..548]);
@@ -374,13 +377,13 @@ fn icmp_error_follows_linux() {
     let error = icmp_error(router, IcmpError::PortUnreachable, &small);
     assert_eq!(
         show(&error),
-        "icmp 203.0.113.1 > 192.0.2.2 port-unreachable nodf quote=(udp 192.0.2.2:1 > 198.51.100.2:2 len=10)"
+        "icmp 203.0.113.1 > 192.0.2.2 port-unreachable tos=0xc0 nodf quote=(udp 192.0.2.2:1 > 198.51.100.2:2 len=10)"
     );
     // Garbage in, an addressed-to-nowhere error out, no panic.
     let error = icmp_error(router, IcmpError::TimeExceeded, &[1, 2, 3]);
     assert_eq!(
         show(&error),
-        "icmp 203.0.113.1 > 0.0.0.0 time-exceeded nodf hex=010203"
+        "icmp 203.0.113.1 > 0.0.0.0 time-exceeded tos=0xc0 nodf hex=010203"
     );
 }
 

@@ -193,6 +193,27 @@ fn raw_sends(
     sends
 }
 
+/// Rulesets and sysctls are parsed by the model but nothing runs them yet:
+/// say so rather than run a router that silently ignores its firewall.
+fn unsupported(s: &Scenario, errors: &mut Vec<Diagnostic>) {
+    for r in &s.routers {
+        if let Some(rules) = &r.ruleset {
+            errors.push(
+                Diagnostic::new("routers do not run netfilter rulesets yet")
+                    .label(rules.span, "this ruleset would be ignored")
+                    .help("remove `ruleset:`; the hook chain and iptables rules are not implemented in this version"),
+            );
+        }
+        if let Some((name, _)) = r.sysctl.first() {
+            errors.push(
+                Diagnostic::new("routers have no sysctls yet")
+                    .label(name.span, "this setting would be ignored")
+                    .help("remove `sysctl:`; conntrack and its sysctls are not implemented in this version"),
+            );
+        }
+    }
+}
+
 fn check_filters(
     s: &Scenario,
     source: &Source,
@@ -227,6 +248,7 @@ pub fn lower(
     let mut errors = Vec::new();
     let mut sends = raw_sends(s, source, &mut errors);
     let filters = check_filters(s, source, &mut errors);
+    unsupported(s, &mut errors);
     if !errors.is_empty() {
         return Err(Report::new(source.clone(), errors));
     }

@@ -113,13 +113,29 @@ fn app_line(a: &ctsim_engine::AppOutcome) -> String {
         "{} ({}): {}, sent {} B, received {} B",
         a.name, a.kind, a.state, a.bytes_sent, a.bytes_received
     );
-    if a.requests > 0 || a.replies > 0 {
-        let _ = write!(s, ", {} requests, {} replies", a.requests, a.replies);
+    if a.kind == "tcp-server" {
+        let _ = write!(s, ", {}", counted(a.requests, "connection"));
+    } else if a.requests > 0 || a.replies > 0 {
+        let _ = write!(
+            s,
+            ", {}, {}",
+            counted(a.requests, "request"),
+            counted(a.replies, "reply")
+        );
     }
     if let Some(e) = &a.error {
         let _ = write!(s, "; {e}");
     }
     s
+}
+
+/// `1 reply`, `2 replies`, `0 connections`.
+pub fn counted(n: u64, noun: &str) -> String {
+    match (n, noun.strip_suffix('y')) {
+        (1, _) => format!("1 {noun}"),
+        (_, Some(stem)) => format!("{n} {stem}ies"),
+        _ => format!("{n} {noun}s"),
+    }
 }
 
 fn stats_line(st: &LinkStats) -> String {

@@ -294,7 +294,11 @@ fn judge(
                 o.state, o.bytes_sent, o.bytes_received
             );
             if o.requests > 0 {
-                let _ = write!(detail, ", {} replies to {} requests", o.replies, o.requests);
+                let (replies, requests) = (
+                    report::counted(o.replies, "reply"),
+                    report::counted(o.requests, "request"),
+                );
+                let _ = write!(detail, ", {replies} to {requests}");
             }
             if !wrong.is_empty() {
                 detail = wrong.join("; ");

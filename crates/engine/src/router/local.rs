@@ -57,6 +57,9 @@ fn datagram(src: Ipv4Addr, dst: Ipv4Addr, proto: IpProtocol, df: bool, l4: &[u8]
 /// The request's ICMP message with type 0 and a new checksum.
 fn echo_reply(ip: &Ipv4Packet<&[u8]>, icmp: &[u8]) -> Vec<u8> {
     let mut buf = datagram(ip.dst_addr(), ip.src_addr(), IpProtocol::Icmp, false, icmp);
+    // Linux answers with the request's TOS and DF clear (checked on 6.x).
+    buf[1] = ip.as_ref()[1];
+    Ipv4Packet::new_unchecked(&mut buf[..]).fill_checksum();
     let mut reply = Icmpv4Packet::new_unchecked(&mut buf[20..]);
     reply.set_msg_type(Icmpv4Message::EchoReply);
     reply.fill_checksum();

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! receive ─ check header ─ [PREROUTING] ─ route ─┬─ local ─ [INPUT] ─ answer ─ [OUTPUT] ─ route ─ [POSTROUTING] ─ send
-//!                                                └─ forward ─ TTL ─ [FORWARD] ─ MTU ─ [POSTROUTING] ─ send
+//!                                                └─ forward ─ TTL ─ DF/MTU ─ TTL-1 ─ [FORWARD] ─ [POSTROUTING] ─ fragment ─ send
 //! ```
 
 mod frag;
@@ -154,7 +154,7 @@ impl Router {
 
     fn local_in(&mut self, cx: &mut Cx<'_>, port: u16, packet: Vec<u8>) {
         self.stats.delivered += 1;
-        cx.record(port, What::Dropped(DropReason::Local), &packet);
+        cx.record(port, What::Received, &packet);
         match local::answer(&packet) {
             local::Answer::Reply(reply) => self.output(cx, reply),
             local::Answer::Error(kind) => self.icmp_error(cx, port, kind, &packet),
@@ -162,36 +162,38 @@ impl Router {
         }
     }
 
+    /// The steps of Linux's ip_forward, in its order: TTL, then the MTU
+    /// check on the datagram as received, then the TTL decrement, then the
+    /// FORWARD hook; POSTROUTING, then fragmentation, in ip_output.
     fn forward(&mut self, cx: &mut Cx<'_>, in_port: u16, mut packet: Vec<u8>, out: u16) {
-        let mut ip = Ipv4Packet::new_unchecked(&mut packet[..]);
+        let ip = Ipv4Packet::new_unchecked(&packet[..]);
         if ip.hop_limit() <= 1 {
             cx.record(in_port, What::Dropped(DropReason::TtlExceeded), &packet);
             return self.icmp_error(cx, in_port, IcmpError::TimeExceeded, &packet);
         }
-        // [FORWARD]
+        let mtu = cx.ports[usize::from(out)].mtu as usize;
+        if packet.len() > mtu && ip.dont_frag() {
+            cx.record(in_port, What::Dropped(DropReason::FragNeeded), &packet);
+            let kind = IcmpError::FragNeeded {
+                mtu: mtu.min(usize::from(u16::MAX)) as u16,
+            };
+            return self.icmp_error(cx, in_port, kind, &packet);
+        }
+        let mut ip = Ipv4Packet::new_unchecked(&mut packet[..]);
         ip.set_hop_limit(ip.hop_limit() - 1);
         ip.fill_checksum();
-        let mtu = cx.ports[usize::from(out)].mtu as usize;
+        // [FORWARD]
+        // [POSTROUTING]
+        self.stats.forwarded += 1;
         if packet.len() > mtu {
-            if Ipv4Packet::new_unchecked(&packet[..]).dont_frag() {
-                cx.record(in_port, What::Dropped(DropReason::FragNeeded), &packet);
-                let kind = IcmpError::FragNeeded {
-                    mtu: mtu.min(usize::from(u16::MAX)) as u16,
-                };
-                return self.icmp_error(cx, in_port, kind, &packet);
-            }
-            // [POSTROUTING] then fragmentation, as ip_finish_output does.
             let pieces = frag::fragment(&packet, mtu);
             self.stats.frag_creates += pieces.len() as u64;
-            self.stats.forwarded += 1;
             for piece in pieces {
                 cx.record(in_port, What::Forwarded { to: out }, &piece);
                 cx.transmit(out, piece);
             }
             return;
         }
-        // [POSTROUTING]
-        self.stats.forwarded += 1;
         if cx.tracing() {
             cx.record(in_port, What::Forwarded { to: out }, &packet);
         }
