@@ -50,18 +50,32 @@ enum Command {
     Schema,
     /// Print a scenario's topology as Graphviz DOT.
     Graph { file: PathBuf },
+    /// Print the benchmark scenario: N UDP flows through one router.
+    /// Measure it with `ctsim run --quiet --timing FILE`.
+    Dumbbell {
+        #[arg(long, default_value_t = 100)]
+        flows: u32,
+        /// Datagrams per flow.
+        #[arg(long, default_value_t = 2000)]
+        packets: u64,
+    },
+}
+
+/// Writes to stdout; a reader that went away (`ctsim run … | head`) is not
+/// an error worth a panic, so the rest of the output is dropped quietly.
+fn out(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
 /// Exit code for bad input.
 const BAD_INPUT: u8 = 2;
 
-fn read(path: &Path) -> Result<String, ExitCode> {
-    std::fs::read(path)
-        .map_err(|e| {
-            eprintln!("error: cannot read {}: {e}", path.display());
-            ExitCode::from(BAD_INPUT)
-        })
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
+fn read(path: &Path) -> Result<Vec<u8>, ExitCode> {
+    std::fs::read(path).map_err(|e| {
+        eprintln!("error: cannot read {}: {e}", path.display());
+        ExitCode::from(BAD_INPUT)
+    })
 }
 
 fn bad(report: &Report) -> ExitCode {
@@ -78,8 +92,8 @@ fn load(
     ),
     ExitCode,
 > {
-    let text = read(path)?;
-    ctsim_scenario::load(&path.display().to_string(), &text).map_err(|r| bad(&r))
+    let bytes = read(path)?;
+    ctsim_scenario::load_bytes(&path.display().to_string(), &bytes).map_err(|r| bad(&r))
 }
 
 fn main() -> ExitCode {
@@ -104,40 +118,44 @@ fn main() -> ExitCode {
                 timeline: !quiet,
                 capture: pcap.is_some(),
             };
-            let started = std::time::Instant::now();
-            let out = match ctsim_scenario::run(&scenario, &source, &opts) {
-                Ok(out) => out,
+            let prepare_started = std::time::Instant::now();
+            let prepared = match ctsim_scenario::run::prepare(&scenario, &source, &opts) {
+                Ok(p) => p,
                 Err(r) => return bad(&r),
             };
+            let run_started = std::time::Instant::now();
+            let result = prepared.execute();
             if timing {
-                let wall = started.elapsed().as_secs_f64();
-                let events = out.sim.events();
+                let (build, wall) = (run_started - prepare_started, run_started.elapsed());
+                let wall = wall.as_secs_f64();
+                let events = result.sim.events();
                 eprintln!(
-                    "wall {wall:.3}s, {events} events, {:.0} events/s",
+                    "build {:.3}s; run {wall:.3}s, {events} events, {:.0} events/s",
+                    build.as_secs_f64(),
                     events as f64 / wall
                 );
-                for line in ctsim_scenario::run::router_rates(&out, wall) {
+                for line in ctsim_scenario::run::router_rates(&result, wall) {
                     eprintln!("{line}");
                 }
             }
             if json {
-                print!("{}", report::json_lines(&out));
+                out(&report::json_lines(&result));
             } else {
-                print!("{}", report::text(&out, !quiet));
+                out(&report::text(&result, !quiet));
             }
             if let Some(dir) = pcap {
-                if let Err(e) = out.write_pcaps(&dir) {
+                if let Err(e) = result.write_pcaps(&dir) {
                     eprintln!("error: writing pcap files into {}: {e}", dir.display());
                     return ExitCode::from(BAD_INPUT);
                 }
             }
-            ExitCode::from(u8::from(out.failed()))
+            ExitCode::from(u8::from(result.failed()))
         }
         Command::Check { files } => {
             let mut code = ExitCode::SUCCESS;
             for file in files {
                 match load(&file) {
-                    Ok(_) => println!("{}: ok", file.display()),
+                    Ok(_) => out(&format!("{}: ok\n", file.display())),
                     Err(c) => code = c,
                 }
             }
@@ -145,15 +163,19 @@ fn main() -> ExitCode {
         }
         Command::Schema => {
             let schema = ctsim_scenario::model::json_schema();
-            println!(
-                "{}",
+            out(&format!(
+                "{}\n",
                 serde_json::to_string_pretty(&schema).unwrap_or_default()
-            );
+            ));
+            ExitCode::SUCCESS
+        }
+        Command::Dumbbell { flows, packets } => {
+            out(&ctsim_scenario::generate::dumbbell(flows, packets));
             ExitCode::SUCCESS
         }
         Command::Graph { file } => match load(&file) {
             Ok((s, _)) => {
-                print!("{}", ctsim_scenario::graph::dot(&s));
+                out(&ctsim_scenario::graph::dot(&s));
                 ExitCode::SUCCESS
             }
             Err(code) => code,

@@ -53,11 +53,14 @@ pub struct Cx<'a> {
     pub(crate) queue: &'a mut Queue,
     pub(crate) links: &'a mut [Link],
     pub(crate) trace: &'a mut Trace,
+    /// Whether the node did anything observable (sent, scheduled, recorded).
+    pub(crate) acted: bool,
 }
 
 impl Cx<'_> {
     /// Hands `packet` to the link on `port`. An unattached port drops it.
     pub fn transmit(&mut self, port: u16, packet: Vec<u8>) {
+        self.acted = true;
         match self.ports.get(usize::from(port)).and_then(|p| p.link) {
             Some((link, dir)) => {
                 self.links[link.0 as usize].send(self.now, dir, packet, self.queue, self.trace)

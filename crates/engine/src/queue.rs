@@ -24,24 +24,22 @@ pub enum Event {
     Action(usize),
 }
 
-struct Entry {
+/// What the heap orders: 24 bytes, so sifting moves little. The event
+/// itself waits in a slab slot until it is popped.
+#[derive(PartialEq, Eq)]
+struct Key {
     time: Instant,
     seq: u64,
-    event: Event,
+    slot: u32,
 }
 
-impl PartialEq for Entry {
-    fn eq(&self, other: &Self) -> bool {
-        (self.time, self.seq) == (other.time, other.seq)
-    }
-}
-impl Eq for Entry {}
-impl PartialOrd for Entry {
+impl PartialOrd for Key {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
-impl Ord for Entry {
+
+impl Ord for Key {
     /// Reversed, so the std max-heap pops the earliest event first.
     fn cmp(&self, other: &Self) -> Ordering {
         (other.time, other.seq).cmp(&(self.time, self.seq))
@@ -51,17 +49,29 @@ impl Ord for Entry {
 /// Pending events of one run.
 #[derive(Default)]
 pub struct Queue {
-    heap: BinaryHeap<Entry>,
+    heap: BinaryHeap<Key>,
+    slots: Vec<Option<Event>>,
+    free: Vec<u32>,
     seq: u64,
 }
 
 impl Queue {
     pub fn push(&mut self, time: Instant, event: Event) {
         self.seq += 1;
-        self.heap.push(Entry {
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = Some(event);
+                slot
+            }
+            None => {
+                self.slots.push(Some(event));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.heap.push(Key {
             time,
             seq: self.seq,
-            event,
+            slot,
         });
     }
 
@@ -70,11 +80,14 @@ impl Queue {
         if self.heap.peek()?.time > until {
             return None;
         }
-        self.heap.pop().map(|e| (e.time, e.event))
+        let key = self.heap.pop()?;
+        self.free.push(key.slot);
+        let event = self.slots[key.slot as usize].take()?;
+        Some((key.time, event))
     }
 
     pub fn next_time(&self) -> Option<Instant> {
-        self.heap.peek().map(|e| e.time)
+        self.heap.peek().map(|k| k.time)
     }
 
     pub fn len(&self) -> usize {

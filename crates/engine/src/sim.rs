@@ -160,6 +160,7 @@ impl Builder {
             actions: self.actions.into_iter().map(|(_, a)| a).collect(),
             trace: Trace::new(self.trace),
             events: 0,
+            last_activity: Instant::ZERO,
         }
     }
 }
@@ -177,6 +178,9 @@ pub struct Sim {
     actions: Vec<Action>,
     trace: Trace,
     events: u64,
+    /// When the last event that did something happened (a wake-up that
+    /// found nothing to do, such as an expired but moot timeout, does not count).
+    last_activity: Instant,
 }
 
 impl Sim {
@@ -186,16 +190,25 @@ impl Sim {
         if !self.started {
             self.started = true;
             for i in 0..self.nodes.len() {
-                self.call(NodeId(i as u32), |node, cx| node.start(cx));
+                let _ = self.call(NodeId(i as u32), |node, cx| node.start(cx));
             }
         }
         while let Some((time, event)) = self.queue.pop_until(until) {
             self.now = time;
             self.events += 1;
-            match event {
-                Event::Deliver { link, dir, packet } => self.deliver(link, dir, packet),
+            let acted = match event {
+                Event::Deliver { link, dir, packet } => {
+                    self.deliver(link, dir, packet);
+                    true
+                }
                 Event::Wake { node, token } => self.call(node, |n, cx| n.wake(cx, token)),
-                Event::Action(i) => self.act(i),
+                Event::Action(i) => {
+                    self.act(i);
+                    true
+                }
+            };
+            if acted {
+                self.last_activity = time;
             }
         }
     }
@@ -206,7 +219,7 @@ impl Sim {
             return;
         }
         let (node, port) = l.ends[1 - usize::from(dir)];
-        self.call(node, |n, cx| n.receive(cx, port, packet));
+        let _ = self.call(node, |n, cx| n.receive(cx, port, packet));
     }
 
     fn act(&mut self, i: usize) {
@@ -223,7 +236,8 @@ impl Sim {
         }
     }
 
-    fn call(&mut self, id: NodeId, f: impl FnOnce(&mut dyn Node, &mut Cx<'_>)) {
+    /// Runs `f` on node `id`; whether the node did anything observable.
+    fn call(&mut self, id: NodeId, f: impl FnOnce(&mut dyn Node, &mut Cx<'_>)) -> bool {
         let i = id.0 as usize;
         let mut cx = Cx {
             now: self.now,
@@ -233,12 +247,19 @@ impl Sim {
             queue: &mut self.queue,
             links: &mut self.links,
             trace: &mut self.trace,
+            acted: false,
         };
         f(self.nodes[i].as_mut(), &mut cx);
+        cx.acted
     }
 
     pub fn now(&self) -> Instant {
         self.now
+    }
+
+    /// When the last event that did something happened.
+    pub fn last_activity(&self) -> Instant {
+        self.last_activity
     }
 
     /// When the next event is due, if any.

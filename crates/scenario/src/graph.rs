@@ -14,7 +14,7 @@ fn impairments(p: &LinkParams) -> String {
     let d = LinkParams::default();
     let mut s = String::new();
     if p.delay != d.delay {
-        let _ = write!(s, "\\n{}", duration(p.delay));
+        let _ = write!(s, "\n{}", duration(p.delay));
     }
     if let Bandwidth::BitsPerSec(bps) = p.bandwidth {
         let _ = write!(s, " {}", Bandwidth::BitsPerSec(bps));
@@ -45,13 +45,13 @@ pub fn dot(s: &Scenario) -> String {
             .map(|i| i.addr.value.to_string())
             .collect();
         let style = if h.is_raw() { "raw host" } else { "host" };
-        let label = format!("{}\\n{style}\\n{}", h.name.value, addrs.join("\\n"));
+        let label = format!("{}\n{style}\n{}", h.name.value, addrs.join("\n"));
         index.insert(h.name.value.clone(), g.add_node(label));
     }
     for r in &s.routers {
         index.insert(
             r.name.value.clone(),
-            g.add_node(format!("{}\\nrouter", r.name.value)),
+            g.add_node(format!("{}\nrouter", r.name.value)),
         );
     }
     for l in &s.links {
@@ -60,7 +60,7 @@ pub fn dot(s: &Scenario) -> String {
             continue;
         };
         let label = format!(
-            "{}\\n{} ~ {}{}",
+            "{}\n{} ~ {}{}",
             l.name.value,
             a.iface,
             b.iface,

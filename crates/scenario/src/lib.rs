@@ -3,6 +3,7 @@
 //! reports. This crate and `sim` are the only ones that know serde.
 
 pub mod diag;
+pub mod generate;
 pub mod graph;
 pub mod load;
 pub mod lower;
@@ -12,4 +13,4 @@ pub mod run;
 pub mod validate;
 
 pub use diag::Report;
-pub use run::{load, run, CheckResult, RunOptions, RunOutput};
+pub use run::{load, load_bytes, run, CheckResult, RunOptions, RunOutput};

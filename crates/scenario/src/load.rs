@@ -20,12 +20,14 @@ pub const MAX_FILE_BYTES: usize = 16 << 20;
 
 /// serde-saphyr settings: YAML 1.2 booleans, duplicate keys rejected, and budgets far above any
 /// real scenario but low enough that hostile input (deep nesting, alias bombs) is cut off early.
+/// Node and event counts are bounded by the file size anyway; they allow generated scenarios
+/// such as a 10,000-flow dumbbell (about 300,000 nodes).
 fn options() -> serde_saphyr::Options {
     serde_saphyr::options! {
         budget: serde_saphyr::budget! {
             max_depth: 40,
-            max_nodes: 200_000,
-            max_events: 1_000_000,
+            max_nodes: 4_000_000,
+            max_events: 16_000_000,
             max_aliases: 2_000,
             max_anchors: 2_000,
             max_documents: 2,
@@ -52,8 +54,13 @@ pub fn load(name: &str, text: &str) -> Result<Scenario, Report> {
 
 /// Like [`load`], for bytes read from a file (reports invalid UTF-8 with its position).
 pub fn load_bytes(name: &str, bytes: &[u8]) -> Result<Scenario, Report> {
+    load_source(source_from_bytes(name, bytes)?)
+}
+
+/// The file's text, or a report pointing at its first byte that is not UTF-8.
+pub fn source_from_bytes(name: &str, bytes: &[u8]) -> Result<Arc<Source>, Report> {
     match std::str::from_utf8(bytes) {
-        Ok(text) => load(name, text),
+        Ok(text) => Ok(Arc::new(Source::new(name, text))),
         Err(e) => {
             let good = e.valid_up_to();
             let text = String::from_utf8_lossy(bytes).into_owned();

@@ -155,16 +155,21 @@ fn app_kind(k: &model::AppKind) -> host::AppKind {
     }
 }
 
-/// Parses the raw hosts' packets in file order; `quote=NAME` may name any
-/// earlier packet.
+/// Parses the raw hosts' packets; `quote=NAME` may name any packet sent
+/// earlier, and an unknown or later one is an error at the name.
 fn raw_sends(
     s: &Scenario,
     source: &Source,
+    ports: &PortIndex<'_>,
     errors: &mut Vec<Diagnostic>,
 ) -> BTreeMap<String, Vec<RawSend>> {
     let mut named: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut sends: BTreeMap<String, Vec<RawSend>> = BTreeMap::new();
-    for p in &s.packets {
+    // In sending order, so `quote=NAME` finds exactly the packets sent
+    // before this one (at the same instant: those written before it).
+    let mut order: Vec<&model::Packet> = s.packets.iter().collect();
+    order.sort_by_key(|p| p.at);
+    for p in order {
         let (text, prefix) = p.full_literal();
         let bytes = match ctsim_packet::parse(&text, &|name| named.get(name).cloned()) {
             Ok(b) => b,
@@ -178,10 +183,9 @@ fn raw_sends(
         if let Some(n) = &p.name {
             named.insert(n.value.clone(), bytes.clone());
         }
-        let port = s
-            .interfaces(&p.from.node)
-            .and_then(|ifs| ifs.iter().position(|i| i.name.value == p.from.iface))
-            .map(|i| i as u16);
+        let port = ports
+            .get(&(p.from.node.as_str(), p.from.iface.as_str()))
+            .copied();
         sends.entry(p.from.node.clone()).or_default().push(RawSend {
             at: instant(p.at),
             packet: bytes,
@@ -238,6 +242,23 @@ fn check_filters(
     filters
 }
 
+/// Each node's interfaces by (node, interface) name → position, built once
+/// so that lowering stays linear in the size of the scenario.
+type PortIndex<'a> = BTreeMap<(&'a str, &'a str), u16>;
+
+fn port_index(s: &Scenario) -> PortIndex<'_> {
+    let hosts = s.hosts.iter().map(|h| (&h.name.value, &h.interfaces));
+    let routers = s.routers.iter().map(|r| (&r.name.value, &r.interfaces));
+    hosts
+        .chain(routers)
+        .flat_map(|(node, ifs)| {
+            ifs.iter()
+                .enumerate()
+                .map(move |(i, iface)| ((node.as_str(), iface.name.value.as_str()), i as u16))
+        })
+        .collect()
+}
+
 /// Lowers `s` for a run with `seed`; `trace` keeps per-packet records.
 pub fn lower(
     s: &Scenario,
@@ -246,7 +267,8 @@ pub fn lower(
     trace: bool,
 ) -> Result<Lowered, Report> {
     let mut errors = Vec::new();
-    let mut sends = raw_sends(s, source, &mut errors);
+    let index = port_index(s);
+    let mut sends = raw_sends(s, source, &index, &mut errors);
     let filters = check_filters(s, source, &mut errors);
     unsupported(s, &mut errors);
     if !errors.is_empty() {
@@ -317,12 +339,8 @@ pub fn lower(
         );
     }
     let port_of = |end: &model::LinkEnd| -> Option<(NodeId, u16)> {
-        let node = *nodes.get(&end.node)?;
-        let i = s
-            .interfaces(&end.node)?
-            .iter()
-            .position(|i| i.name.value == end.iface)?;
-        Some((node, i as u16))
+        let port = index.get(&(end.node.as_str(), end.iface.as_str()))?;
+        Some((*nodes.get(&end.node)?, *port))
     };
     let mut links = BTreeMap::new();
     let mut build_errors = Vec::new();

@@ -103,7 +103,11 @@ pub fn text(out: &RunOutput, timeline: bool) -> String {
             let _ = writeln!(s, "  {verdict} {}: {}", c.what, c.detail);
         }
         let failed = out.checks.iter().filter(|c| !c.passed).count();
-        let _ = writeln!(s, "{} checks, {} failed", out.checks.len(), failed);
+        let _ = writeln!(
+            s,
+            "{}, {failed} failed",
+            counted(out.checks.len() as u64, "check")
+        );
     }
     s
 }

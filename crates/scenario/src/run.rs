@@ -76,7 +76,15 @@ impl RunOutput {
 
 /// Loads and validates a scenario file's text.
 pub fn load(name: &str, text: &str) -> Result<(Scenario, Arc<Source>), Report> {
-    let source = Arc::new(Source::new(name, text));
+    load_source(Arc::new(Source::new(name, text)))
+}
+
+/// Loads and validates a scenario file's bytes (invalid UTF-8 is reported).
+pub fn load_bytes(name: &str, bytes: &[u8]) -> Result<(Scenario, Arc<Source>), Report> {
+    load_source(crate::load::source_from_bytes(name, bytes)?)
+}
+
+fn load_source(source: Arc<Source>) -> Result<(Scenario, Arc<Source>), Report> {
     let scenario = crate::load::load_source(source.clone())?;
     // Lowering parses the packet literals and filters: report their errors now.
     lower::lower(&scenario, &source, scenario.seed, false)?;
@@ -106,6 +114,25 @@ pub fn router_rates(out: &RunOutput, wall_seconds: f64) -> Vec<String> {
 /// Lowers and runs `s`. Errors are input errors found while lowering (bad
 /// packet literals or filters); failed checks are in the output.
 pub fn run(s: &Scenario, source: &Arc<Source>, opts: &RunOptions) -> Result<RunOutput, Report> {
+    Ok(prepare(s, source, opts)?.execute())
+}
+
+/// A scenario lowered and built, ready to run (`--timing` measures the two
+/// steps apart).
+pub struct Prepared<'a> {
+    scenario: &'a Scenario,
+    opts: RunOptions,
+    seed: u64,
+    sim: Sim,
+    filters: std::collections::BTreeMap<usize, ctsim_packet::Filter>,
+}
+
+/// Lowers and builds `s`; errors are bad packet literals or filters.
+pub fn prepare<'a>(
+    s: &'a Scenario,
+    source: &Arc<Source>,
+    opts: &RunOptions,
+) -> Result<Prepared<'a>, Report> {
     let seed = opts.seed.unwrap_or(s.seed);
     let needs_records = s
         .checks
@@ -119,64 +146,84 @@ pub fn run(s: &Scenario, source: &Arc<Source>, opts: &RunOptions) -> Result<RunO
     if opts.capture {
         sim.capture_links();
     }
-    let until = opts
-        .until
-        .or(s.until.as_ref().map(|u| lower::instant(u.value)));
-    let end = until.unwrap_or(RUN_CAP);
-
-    // Checks with an instant are judged when the run reaches it.
-    let mut order: Vec<usize> = (0..s.checks.len()).collect();
-    let instant_of = |i: usize| {
-        s.checks[i]
-            .at
-            .as_ref()
-            .map_or(Instant::MAX, |a| lower::instant(a.value))
-    };
-    order.sort_by_key(|&i| instant_of(i));
-    let mut results: Vec<Option<CheckResult>> = vec![None; s.checks.len()];
-    for &i in &order {
-        let at = instant_of(i);
-        if at != Instant::MAX {
-            sim.run_until(at.min(end));
-            results[i] = Some(judge(&sim, s, i, at, &filters));
-        }
-    }
-    sim.run_until(end);
-    let (end, end_reason) = match until {
-        Some(u) => (u, "until reached"),
-        None if sim.next_event().is_none() => (sim.now(), "no events left"),
-        None => (sim.now(), "stopped at the 1-hour cap with events pending"),
-    };
-    for &i in &order {
-        if results[i].is_none() {
-            results[i] = Some(judge(&sim, s, i, end, &filters));
-        }
-    }
-    let rows = if opts.timeline {
-        sim.records().iter().map(|r| report::row(&sim, r)).collect()
-    } else {
-        Vec::new()
-    };
-    let links = sim
-        .links()
-        .iter()
-        .map(|l| LinkReport {
-            name: l.name.clone(),
-            ends: l.ends.map(|(n, _)| sim.node_name(n).to_string()),
-            stats: l.stats.clone(),
-        })
-        .collect();
-    Ok(RunOutput {
-        name: s.name.value.clone(),
+    Ok(Prepared {
+        scenario: s,
+        opts: opts.clone(),
         seed,
-        end,
-        end_reason,
-        rows,
-        apps: sim.outcomes(),
-        links,
-        checks: results.into_iter().flatten().collect(),
         sim,
+        filters,
     })
+}
+
+impl Prepared<'_> {
+    /// Runs to the end, judging each check at its instant.
+    pub fn execute(self) -> RunOutput {
+        let Prepared {
+            scenario: s,
+            opts,
+            seed,
+            mut sim,
+            filters,
+        } = self;
+        let until = opts
+            .until
+            .or(s.until.as_ref().map(|u| lower::instant(u.value)));
+        let end = until.unwrap_or(RUN_CAP);
+
+        // Checks with an instant are judged when the run reaches it.
+        let mut order: Vec<usize> = (0..s.checks.len()).collect();
+        let instant_of = |i: usize| {
+            s.checks[i]
+                .at
+                .as_ref()
+                .map_or(Instant::MAX, |a| lower::instant(a.value))
+        };
+        order.sort_by_key(|&i| instant_of(i));
+        let mut results: Vec<Option<CheckResult>> = vec![None; s.checks.len()];
+        for &i in &order {
+            let at = instant_of(i);
+            if at != Instant::MAX {
+                sim.run_until(at.min(end));
+                results[i] = Some(judge(&sim, s, i, at, &filters));
+            }
+        }
+        sim.run_until(end);
+        let (end, end_reason) = match until {
+            Some(u) => (u, "until reached"),
+            None if sim.next_event().is_none() => (sim.last_activity(), "no events left"),
+            None => (sim.now(), "stopped at the 1-hour cap with events pending"),
+        };
+        for &i in &order {
+            if results[i].is_none() {
+                results[i] = Some(judge(&sim, s, i, end, &filters));
+            }
+        }
+        let rows = if opts.timeline {
+            sim.records().iter().map(|r| report::row(&sim, r)).collect()
+        } else {
+            Vec::new()
+        };
+        let links = sim
+            .links()
+            .iter()
+            .map(|l| LinkReport {
+                name: l.name.clone(),
+                ends: l.ends.map(|(n, _)| sim.node_name(n).to_string()),
+                stats: l.stats.clone(),
+            })
+            .collect();
+        RunOutput {
+            name: s.name.value.clone(),
+            seed,
+            end,
+            end_reason,
+            rows,
+            apps: sim.outcomes(),
+            links,
+            checks: results.into_iter().flatten().collect(),
+            sim,
+        }
+    }
 }
 
 /// `TimedOut` → `timed-out`: the spelling the scenario file uses.

@@ -1,7 +1,7 @@
 //! Semantic checks of a built scenario: names and references, addressing, who may send what.
 //! Each problem becomes a [`Diagnostic`] pointing at the offending text.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::Ipv4Addr;
 
 use crate::diag::{closest, Diagnostic, Source, Span, Spanned};
@@ -85,6 +85,9 @@ pub struct Nodes<'a> {
     hosts: HashMap<&'a str, &'a Host>,
     routers: HashMap<&'a str, &'a Router>,
     names: Vec<&'a str>,
+    /// (node, interface) pairs, so resolving a link end does not scan a
+    /// router's interfaces (a generated benchmark router has 20,000).
+    ports: HashSet<(&'a str, &'a str)>,
 }
 
 impl<'a> Nodes<'a> {
@@ -93,6 +96,7 @@ impl<'a> Nodes<'a> {
             hosts: HashMap::new(),
             routers: HashMap::new(),
             names: Vec::new(),
+            ports: HashSet::new(),
         };
         for h in hosts {
             n.hosts.entry(h.name.value.as_str()).or_insert(h);
@@ -102,7 +106,19 @@ impl<'a> Nodes<'a> {
             n.routers.entry(r.name.value.as_str()).or_insert(r);
             n.names.push(&r.name.value);
         }
+        let all = hosts.iter().map(|h| (&h.name.value, &h.interfaces));
+        let all = all.chain(routers.iter().map(|r| (&r.name.value, &r.interfaces)));
+        for (node, ifaces) in all {
+            n.ports.extend(
+                ifaces
+                    .iter()
+                    .map(|i| (node.as_str(), i.name.value.as_str())),
+            );
+        }
         n
+    }
+    pub fn has_interface(&self, node: &str, iface: &str) -> bool {
+        self.ports.contains(&(node, iface))
     }
     pub fn host(&self, name: &str) -> Option<&'a Host> {
         self.hosts.get(name).copied()
@@ -145,7 +161,7 @@ pub fn resolve_end(
     };
     let iface = match iface {
         Some(i) => {
-            if !ifaces.iter().any(|x| x.name.value == i) {
+            if !nodes.has_interface(node, i) {
                 let span = source.sub_span(written, node.len() + 1..text.len());
                 return Err(Diagnostic::new(format!("`{node}` has no interface `{i}`"))
                     .label(span, "unknown interface")
@@ -496,6 +512,53 @@ impl V<'_> {
         }
     }
 
+    /// `quote=NAME` (or `quote=NAME/N`) must name a packet sent before this
+    /// one. Inline quotes `quote=(…)` and text inside `"…"` payloads are not
+    /// names.
+    fn quotes(&mut self, index: usize) {
+        let p = &self.s.packets[index];
+        let lit = &p.literal.value;
+        for (start, end) in quote_names(lit) {
+            let name = &lit[start..end];
+            let span = self.source.sub_span(&p.literal, start..end);
+            let found = self.packets.get(name).map(|&j| (j, &self.s.packets[j]));
+            match found {
+                None => {
+                    let known = self
+                        .s
+                        .packets
+                        .iter()
+                        .filter_map(|q| q.name.as_ref().map(|n| n.value.as_str()))
+                        .collect::<Vec<_>>();
+                    let none = known.is_empty();
+                    let mut d = unknown("packet", name, span, known.into_iter());
+                    if none {
+                        d = d.help(
+                            "no packet has a `name:`; name the quoted packet: `{ name: syn, … }`",
+                        );
+                    }
+                    self.err(d);
+                }
+                Some((j, _)) if j == index => self.err(
+                    Diagnostic::new("a packet cannot quote itself")
+                        .label(span, "this packet")
+                        .help(
+                            "`quote=` names an earlier packet whose headers the ICMP error carries",
+                        ),
+                ),
+                Some((j, q)) if q.at > p.at || (q.at == p.at && j > index) => self.err(
+                    Diagnostic::new(format!(
+                        "packet `{name}` is sent after this one (at {}, this one at {})",
+                        q.at, p.at
+                    ))
+                    .label(span, "not sent yet")
+                    .help("an ICMP error can only quote a packet sent before it"),
+                ),
+                Some(_) => {}
+            }
+        }
+    }
+
     fn packets(&mut self) {
         let mut names: HashMap<&str, Span> = HashMap::new();
         for (i, p) in self.s.packets.iter().enumerate() {
@@ -533,61 +596,6 @@ impl V<'_> {
                 }
             }
             self.quotes(i);
-        }
-    }
-
-    /// `quote=NAME` must name a packet sent before this one.
-    fn quotes(&mut self, index: usize) {
-        let p = &self.s.packets[index];
-        let lit = &p.literal.value;
-        for (pos, _) in lit.match_indices("quote=") {
-            if pos > 0 && !lit[..pos].ends_with(char::is_whitespace) {
-                continue;
-            }
-            let start = pos + "quote=".len();
-            let end = lit[start..]
-                .find(char::is_whitespace)
-                .map_or(lit.len(), |e| start + e);
-            let name = &lit[start..end];
-            if name.is_empty() {
-                continue;
-            }
-            let span = self.source.sub_span(&p.literal, start..end);
-            let found = self.packets.get(name).map(|&j| (j, &self.s.packets[j]));
-            match found {
-                None => {
-                    let known = self
-                        .s
-                        .packets
-                        .iter()
-                        .filter_map(|q| q.name.as_ref().map(|n| n.value.as_str()))
-                        .collect::<Vec<_>>();
-                    let none = known.is_empty();
-                    let mut d = unknown("packet", name, span, known.into_iter());
-                    if none {
-                        d = d.help(
-                            "no packet has a `name:`; name the quoted packet: `{ name: syn, … }`",
-                        );
-                    }
-                    self.err(d);
-                }
-                Some((j, _)) if j == index => self.err(
-                    Diagnostic::new("a packet cannot quote itself")
-                        .label(span, "this packet")
-                        .help(
-                            "`quote=` names an earlier packet whose headers the ICMP error carries",
-                        ),
-                ),
-                Some((j, q)) if q.at > p.at || (q.at == p.at && j > index) => self.err(
-                    Diagnostic::new(format!(
-                        "packet `{name}` is sent after this one (at {}, this one at {})",
-                        q.at, p.at
-                    ))
-                    .label(span, "not sent yet")
-                    .help("an ICMP error can only quote a packet sent before it"),
-                ),
-                Some(_) => {}
-            }
         }
     }
 
@@ -697,4 +705,56 @@ fn subnets(ifaces: &[Interface]) -> String {
             .or_insert_with(|| format!("{}/{}", c.network(), c.len));
     }
     set.into_values().collect::<Vec<_>>().join(" or ")
+}
+
+/// Byte ranges of the names in `quote=NAME` / `quote=NAME/N` tokens of a
+/// literal, skipping inline `quote=(…)` and anything inside `"…"` strings.
+fn quote_names(lit: &str) -> Vec<(usize, usize)> {
+    let mut names = Vec::new();
+    let (mut in_string, mut escaped, mut token_start) = (false, false, true);
+    for (pos, c) in lit.char_indices() {
+        if in_string {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        if c == '"' {
+            in_string = true;
+        } else if token_start && lit[pos..].starts_with("quote=") {
+            let start = pos + "quote=".len();
+            let rest = &lit[start..];
+            let len = rest
+                .find(|c: char| c.is_whitespace() || c == '/')
+                .unwrap_or(rest.len());
+            if len > 0 && !rest.starts_with('(') {
+                names.push((start, start + len));
+            }
+        }
+        token_start = c.is_whitespace();
+    }
+    names
+}
+
+#[cfg(test)]
+mod quote_tests {
+    use super::quote_names;
+
+    #[test]
+    fn finds_names_but_not_inline_quotes_or_payload_text() {
+        let lit = "icmp a > b port-unreachable quote=syn/28";
+        assert_eq!(
+            quote_names(lit)
+                .iter()
+                .map(|&(s, e)| &lit[s..e])
+                .collect::<Vec<_>>(),
+            ["syn"]
+        );
+        assert!(quote_names("icmp a > b port-unreachable quote=(udp 1:2 > 3:4)").is_empty());
+        assert!(quote_names("udp a:1 > b:2 payload=\"a quote=bar\"").is_empty());
+        assert!(quote_names("udp a:1 > b:2 payload=\"\\\" quote=bar\"").is_empty());
+    }
 }

@@ -280,6 +280,9 @@ fn v4(ip: Ipv4Addr) -> IpAddress {
     IpAddress::Ipv4(ip)
 }
 
+/// A TCP socket with smoltcp's defaults, which include no congestion
+/// control. (smoltcp 0.14's CUBIC changes the timing enough that heavy loss
+/// drives both ends into a go-back-N deadlock; see the book's differences.)
 fn new_tcp() -> tcp::Socket<'static> {
     tcp::Socket::new(
         tcp::SocketBuffer::new(vec![0u8; TCP_RX]),

@@ -19,7 +19,7 @@ use std::net::Ipv4Addr;
 use ctsim_packet::IcmpError;
 use smoltcp::wire::Ipv4Packet;
 
-pub use routes::{Route, Routes};
+pub use routes::{Local, Route, Routes};
 
 use crate::node::{Cx, Node};
 use crate::topology::Cidr;
@@ -54,7 +54,7 @@ pub struct Router {
 
 /// Where the routing decision sends a packet.
 enum Decision {
-    Local,
+    Local(Local),
     Forward { port: u16 },
     Unreachable(IcmpError, DropReason),
 }
@@ -67,9 +67,9 @@ impl Router {
         let mut routes = Routes::default();
         for (port, c) in addrs.iter().enumerate() {
             if let Some(c) = c {
-                routes.add_local(c.addr);
+                routes.add_local(c.addr, Local::Unicast);
                 if let Some(b) = c.broadcast() {
-                    routes.add_local(b);
+                    routes.add_local(b, Local::Broadcast);
                 }
                 let net = Cidr::new(c.network(), c.len);
                 routes.add(
@@ -101,8 +101,8 @@ impl Router {
 
     /// The routing decision for `dst`, as `ip route get` would make it.
     fn route(&self, cx: &Cx<'_>, dst: Ipv4Addr) -> Decision {
-        if self.routes.is_local(dst) {
-            return Decision::Local;
+        if let Some(kind) = self.routes.local(dst) {
+            return Decision::Local(kind);
         }
         let Some(route) = self.routes.lookup(dst) else {
             return Decision::Unreachable(IcmpError::NetUnreachable, DropReason::NoRoute);
@@ -118,10 +118,13 @@ impl Router {
 
     /// Sends an ICMP error about `offending`, unless RFC 1122 forbids one:
     /// never about an ICMP error, a non-first fragment, or a packet from an
-    /// address that cannot be answered.
-    fn icmp_error(&mut self, cx: &mut Cx<'_>, in_port: u16, kind: IcmpError, offending: &[u8]) {
+    /// address that cannot be answered. The source address is Linux's
+    /// (__icmp_send): the address the offending packet was sent to when it
+    /// was for the router itself, else the address of the interface the
+    /// error leaves through.
+    fn icmp_error(&mut self, cx: &mut Cx<'_>, kind: IcmpError, offending: &[u8]) {
         let ip = Ipv4Packet::new_unchecked(offending);
-        let src = ip.src_addr();
+        let (src, dst) = (ip.src_addr(), ip.dst_addr());
         if ctsim_packet::is_icmp_error(offending)
             || ip.frag_offset() != 0
             || src.is_unspecified()
@@ -130,11 +133,16 @@ impl Router {
         {
             return;
         }
-        let Some(from) = self.addrs.get(usize::from(in_port)).copied().flatten() else {
-            return;
+        let from = match self.route(cx, src) {
+            _ if self.routes.local(dst) == Some(Local::Unicast) => dst,
+            Decision::Forward { port } => match self.addrs[usize::from(port)] {
+                Some(c) => c.addr,
+                None => return,
+            },
+            Decision::Local(_) | Decision::Unreachable(..) => return,
         };
         self.stats.icmp_errors_sent += 1;
-        let error = ctsim_packet::icmp_error(from.addr, kind, offending);
+        let error = ctsim_packet::icmp_error(from, kind, offending);
         self.output(cx, error);
     }
 
@@ -148,16 +156,22 @@ impl Router {
                 cx.transmit(port, packet);
             }
             // Nowhere to send our own packet: Linux fails the send (ENETUNREACH).
-            Decision::Local | Decision::Unreachable(..) => self.stats.out_no_routes += 1,
+            Decision::Local(_) | Decision::Unreachable(..) => self.stats.out_no_routes += 1,
         }
     }
 
-    fn local_in(&mut self, cx: &mut Cx<'_>, port: u16, packet: Vec<u8>) {
+    /// INPUT: the packet is for the router. A broadcast gets no answer:
+    /// Linux ignores broadcast pings (icmp_echo_ignore_broadcasts=1) and
+    /// sends neither RST nor ICMP errors about broadcasts.
+    fn local_in(&mut self, cx: &mut Cx<'_>, port: u16, packet: Vec<u8>, kind: Local) {
         self.stats.delivered += 1;
         cx.record(port, What::Received, &packet);
+        if kind == Local::Broadcast {
+            return;
+        }
         match local::answer(&packet) {
             local::Answer::Reply(reply) => self.output(cx, reply),
-            local::Answer::Error(kind) => self.icmp_error(cx, port, kind, &packet),
+            local::Answer::Error(kind) => self.icmp_error(cx, kind, &packet),
             local::Answer::Nothing => {}
         }
     }
@@ -169,7 +183,7 @@ impl Router {
         let ip = Ipv4Packet::new_unchecked(&packet[..]);
         if ip.hop_limit() <= 1 {
             cx.record(in_port, What::Dropped(DropReason::TtlExceeded), &packet);
-            return self.icmp_error(cx, in_port, IcmpError::TimeExceeded, &packet);
+            return self.icmp_error(cx, IcmpError::TimeExceeded, &packet);
         }
         let mtu = cx.ports[usize::from(out)].mtu as usize;
         if packet.len() > mtu && ip.dont_frag() {
@@ -177,7 +191,7 @@ impl Router {
             let kind = IcmpError::FragNeeded {
                 mtu: mtu.min(usize::from(u16::MAX)) as u16,
             };
-            return self.icmp_error(cx, in_port, kind, &packet);
+            return self.icmp_error(cx, kind, &packet);
         }
         let mut ip = Ipv4Packet::new_unchecked(&mut packet[..]);
         ip.set_hop_limit(ip.hop_limit() - 1);
@@ -212,12 +226,12 @@ impl Node for Router {
         };
         // [PREROUTING]
         match self.route(cx, dst) {
-            Decision::Local => self.local_in(cx, port, packet),
+            Decision::Local(kind) => self.local_in(cx, port, packet, kind),
             Decision::Forward { port: out } => self.forward(cx, port, packet, out),
             Decision::Unreachable(kind, reason) => {
                 self.stats.out_no_routes += 1;
                 cx.record(port, What::Dropped(reason), &packet);
-                self.icmp_error(cx, port, kind, &packet);
+                self.icmp_error(cx, kind, &packet);
             }
         }
     }

@@ -45,16 +45,26 @@ pub struct Routes {
     by_len: Vec<(u8, AddrMap)>,
     /// Linux's `local` table: the router's own and broadcast addresses,
     /// consulted before the main table.
-    local: HashMap<u32, (), BuildHasherDefault<AddrHasher>>,
+    local: HashMap<u32, Local, BuildHasherDefault<AddrHasher>>,
+}
+
+/// What kind of entry of the `local` table an address is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Local {
+    /// One of the router's own addresses.
+    Unicast,
+    /// A directed broadcast of one of its networks.
+    Broadcast,
 }
 
 impl Routes {
-    pub fn add_local(&mut self, addr: Ipv4Addr) {
-        self.local.insert(u32::from(addr), ());
+    /// Adds an entry to the local table; an address already there keeps its kind.
+    pub fn add_local(&mut self, addr: Ipv4Addr, kind: Local) {
+        self.local.entry(u32::from(addr)).or_insert(kind);
     }
 
-    pub fn is_local(&self, addr: Ipv4Addr) -> bool {
-        self.local.contains_key(&u32::from(addr))
+    pub fn local(&self, addr: Ipv4Addr) -> Option<Local> {
+        self.local.get(&u32::from(addr)).copied()
     }
 
     pub fn add(&mut self, to: Cidr, route: Route) {

@@ -1,0 +1,426 @@
+//! The `ctsim` binary: exit codes (0 all good, 1 a check failed, 2 bad
+//! input, with the error at `file:line:col`), and what `run`, `check`,
+//! `schema` and `graph` print.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ctsim");
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("sim/ has a parent")
+        .to_path_buf()
+}
+
+/// Every `scenarios/**/*.yaml`, sorted.
+fn scenario_files() -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("list scenarios") {
+            let path = entry.expect("dir entry").path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|x| x == "yaml") {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&root().join("scenarios"), &mut files);
+    files.sort();
+    assert!(!files.is_empty(), "no scenarios found");
+    files
+}
+
+fn tcp_transfer() -> PathBuf {
+    root().join("scenarios/basics/tcp-transfer.yaml")
+}
+
+/// A scratch directory, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir = std::env::temp_dir().join(format!(
+            "ctsim-cli-{tag}-{}-{}-{nanos}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    /// Writes `bytes` to `name` in the directory; returns its path.
+    fn file(&self, name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, bytes).expect("write temp file");
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn ctsim(args: &[&std::ffi::OsStr]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ctsim")
+}
+
+/// `ctsim` with string-ish arguments.
+macro_rules! ctsim {
+    ($($arg:expr),* $(,)?) => {
+        ctsim(&[$(std::ffi::OsStr::new(&$arg)),*])
+    };
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().expect("ctsim exited by a signal")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Asserts exit code 2 and an error at `path:line:col` on stderr.
+#[track_caller]
+fn bad_input(o: &Output, path: &Path, line_col: &str, words: &str) {
+    let err = text(&o.stderr);
+    assert_eq!(code(o), 2, "stderr:\n{err}");
+    let at = format!("{}:{line_col}", path.display());
+    assert!(err.contains(&at), "expected {at} in stderr:\n{err}");
+    assert!(err.contains(words), "expected {words:?} in stderr:\n{err}");
+    assert!(
+        !err.contains("panicked"),
+        "ctsim panicked on bad input:\n{err}"
+    );
+}
+
+const BASE: &str = "name: t
+hosts:
+  a: { addr: 192.0.2.2/24, gateway: 192.0.2.1 }
+  b: { addr: 198.51.100.2/24, gateway: 198.51.100.1 }
+  probe: { stack: none, addr: 203.0.113.2/24 }
+routers:
+  r1:
+    interfaces: { lan0: 192.0.2.1/24, wan0: 198.51.100.1/24, ext0: 203.0.113.1/24 }
+links:
+  - { ends: [a, r1.lan0], delay: 1ms }
+  - { ends: [b, r1.wan0], delay: 1ms }
+  - { ends: [probe, r1.ext0] }
+";
+
+#[test]
+fn every_scenario_runs_with_exit_0_and_prints_what_the_library_reports() {
+    for path in scenario_files() {
+        let o = ctsim!("run", path);
+        assert_eq!(
+            code(&o),
+            0,
+            "{}:\n{}{}",
+            path.display(),
+            text(&o.stdout),
+            text(&o.stderr)
+        );
+        assert!(
+            o.stderr.is_empty(),
+            "{}: {}",
+            path.display(),
+            text(&o.stderr)
+        );
+        let src = std::fs::read_to_string(&path).expect("read scenario");
+        let (s, source) = ctsim_scenario::load(&path.display().to_string(), &src)
+            .unwrap_or_else(|r| panic!("{}", r.render(false)));
+        let opts = ctsim_scenario::RunOptions {
+            timeline: true,
+            ..Default::default()
+        };
+        let out = ctsim_scenario::run(&s, &source, &opts).expect("runs");
+        assert_eq!(
+            text(&o.stdout),
+            ctsim_scenario::report::text(&out, true),
+            "{}",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn a_failing_check_exits_1() {
+    let dir = TempDir::new("fail");
+    let path = dir.file(
+        "fail.yaml",
+        format!(
+            "{BASE}apps:
+  - {{ on: a, run: ping, name: p, to: 198.51.100.2, count: 2, interval: 10ms }}
+checks:
+  - {{ app: p, replies: 2 }}
+  - {{ app: p, replies: 3 }}
+"
+        ),
+    );
+    let o = ctsim!("run", path);
+    let out = text(&o.stdout);
+    assert_eq!(code(&o), 1, "{out}{}", text(&o.stderr));
+    assert!(out.contains("FAIL app p: replies 2 (expected 3)"), "{out}");
+    assert!(out.contains("2 checks, 1 failed"), "{out}");
+    // --json and --quiet keep the exit code.
+    assert_eq!(code(&ctsim!("run", path, "--json")), 1);
+    assert_eq!(code(&ctsim!("run", path, "--quiet")), 1);
+}
+
+#[test]
+fn a_yaml_syntax_error_exits_2_at_its_position() {
+    let dir = TempDir::new("syntax");
+    let path = dir.file("syntax.yaml", "name: t\nhosts: [\n");
+    bad_input(&ctsim!("run", path), &path, "2:8", "expected");
+}
+
+#[test]
+fn an_unknown_key_exits_2_at_its_position() {
+    let dir = TempDir::new("key");
+    let path = dir.file("key.yaml", format!("{BASE}colour: blue\n"));
+    bad_input(&ctsim!("run", path), &path, "13:1", "unknown key `colour`");
+    bad_input(
+        &ctsim!("check", path),
+        &path,
+        "13:1",
+        "unknown key `colour`",
+    );
+    bad_input(
+        &ctsim!("graph", path),
+        &path,
+        "13:1",
+        "unknown key `colour`",
+    );
+}
+
+#[test]
+fn a_bad_packet_literal_exits_2_at_its_position() {
+    let dir = TempDir::new("literal");
+    let path = dir.file(
+        "literal.yaml",
+        format!(
+            "{BASE}packets:
+  - {{ at: 0ms, from: probe, udp: \"203.0.113.2:5000 > 198.51.100.2:9 len=abc\" }}
+"
+        ),
+    );
+    // The column of `abc` in the literal's line.
+    bad_input(&ctsim!("run", path), &path, "14:73", "payload length");
+    bad_input(&ctsim!("check", path), &path, "14:73", "payload length");
+}
+
+#[test]
+fn binary_garbage_exits_2_with_a_position() {
+    let dir = TempDir::new("garbage");
+    // Deterministic junk: NULs, invalid UTF-8, control bytes.
+    let mut bytes = vec![0u8, 1, 0xff, 0xfe, 0x80, b'a', b':', 0xc3];
+    let mut x: u32 = 12345;
+    for _ in 0..500 {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        bytes.push((x >> 16) as u8);
+    }
+    let path = dir.file("garbage.yaml", &bytes);
+    let o = ctsim!("run", path);
+    bad_input(&o, &path, "1:", "");
+}
+
+#[test]
+fn a_missing_file_exits_2() {
+    let dir = TempDir::new("missing");
+    let path = dir.0.join("no-such-file.yaml");
+    for sub in ["run", "check", "graph"] {
+        let o = ctsim!(sub, path);
+        let err = text(&o.stderr);
+        assert_eq!(code(&o), 2, "{sub}: {err}");
+        assert!(
+            err.contains("cannot read") && err.contains("no-such-file.yaml"),
+            "{sub}: {err}"
+        );
+    }
+}
+
+#[test]
+fn bad_arguments_exit_2() {
+    assert_eq!(code(&ctsim!("frobnicate")), 2);
+    assert_eq!(code(&ctsim!("run")), 2);
+    assert_eq!(code(&ctsim!("run", tcp_transfer(), "--seed", "x")), 2);
+    assert_eq!(code(&ctsim!("run", tcp_transfer(), "--until", "soon")), 2);
+}
+
+#[test]
+fn check_accepts_every_scenario_and_rejects_a_bad_one() {
+    let files = scenario_files();
+    let o = ctsim(&files.iter().map(|f| f.as_os_str()).fold(
+        vec![std::ffi::OsStr::new("check")],
+        |mut v, f| {
+            v.push(f);
+            v
+        },
+    ));
+    let out = text(&o.stdout);
+    assert_eq!(code(&o), 0, "{out}{}", text(&o.stderr));
+    assert_eq!(out.lines().count(), files.len(), "{out}");
+    for f in &files {
+        assert!(out.contains(&format!("{}: ok", f.display())), "{out}");
+    }
+    // One bad file among good ones fails the whole check; the others are still checked.
+    let dir = TempDir::new("check");
+    let bad = dir.file("bad.yaml", "name: t\nhosts: 3\n");
+    let o = ctsim!("check", files[0], bad, files[files.len() - 1]);
+    assert_eq!(code(&o), 2);
+    assert_eq!(text(&o.stdout).lines().count(), 2, "{}", text(&o.stdout));
+}
+
+#[test]
+fn schema_is_json() {
+    let o = ctsim!("schema");
+    assert_eq!(code(&o), 0);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("schema is JSON");
+    assert_eq!(v["title"], "ctsim scenario", "{v}");
+    assert!(v["$schema"]
+        .as_str()
+        .is_some_and(|s| s.contains("json-schema.org")));
+    for key in [
+        "name", "hosts", "routers", "links", "apps", "packets", "events", "checks",
+    ] {
+        assert!(v["properties"].get(key).is_some(), "schema lacks {key}");
+    }
+}
+
+#[test]
+fn graph_prints_dot_for_every_scenario() {
+    for path in scenario_files() {
+        let o = ctsim!("graph", path);
+        let out = text(&o.stdout);
+        assert_eq!(code(&o), 0, "{}: {}", path.display(), text(&o.stderr));
+        assert!(out.starts_with("graph "), "{}:\n{out}", path.display());
+        assert!(out.trim_end().ends_with('}'), "{}:\n{out}", path.display());
+        assert_eq!(
+            out.matches('{').count(),
+            out.matches('}').count(),
+            "{}:\n{out}",
+            path.display()
+        );
+        let src = std::fs::read_to_string(&path).expect("read");
+        let s = ctsim_scenario::load::load("s.yaml", &src).expect("loads");
+        for l in &s.links {
+            assert!(
+                out.contains(&l.name.value),
+                "{}: link {} missing",
+                path.display(),
+                l.name.value
+            );
+        }
+        assert_eq!(out.matches(" -- ").count(), s.links.len(), "{out}");
+    }
+}
+
+#[test]
+fn json_lines_each_parse() {
+    for path in scenario_files() {
+        let o = ctsim!("run", path, "--json");
+        assert_eq!(code(&o), 0, "{}", path.display());
+        let out = text(&o.stdout);
+        let lines: Vec<serde_json::Value> = out
+            .lines()
+            .map(|l| {
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}: {l}", path.display()))
+            })
+            .collect();
+        let last = lines.last().expect("at least the summary");
+        assert_eq!(last["type"], "summary", "{}", path.display());
+        assert_eq!(last["failed"], 0, "{}", path.display());
+        for l in &lines {
+            let t = l["type"].as_str().expect("every line has a type");
+            assert!(
+                ["event", "app", "link", "check", "summary"].contains(&t),
+                "{t}"
+            );
+        }
+        // --quiet --json leaves the events out and nothing else.
+        let quiet = text(&ctsim!("run", path, "--json", "--quiet").stdout);
+        let without_events: Vec<&str> = out
+            .lines()
+            .filter(|l| !l.contains("\"type\":\"event\""))
+            .collect();
+        assert_eq!(quiet.lines().collect::<Vec<_>>(), without_events);
+    }
+}
+
+#[test]
+fn options_change_what_they_say() {
+    let p = tcp_transfer();
+    let plain = text(&ctsim!("run", p).stdout);
+    let quiet = text(&ctsim!("run", p, "--quiet").stdout);
+    assert!(quiet.lines().count() < plain.lines().count());
+    assert!(!quiet.contains(" sent  "), "{quiet}");
+    let seeded = text(&ctsim!("run", p, "--seed", "12345").stdout);
+    assert!(
+        seeded.starts_with("scenario tcp-transfer (seed 12345)"),
+        "{seeded}"
+    );
+    assert_ne!(seeded, plain);
+    let short = ctsim!("run", p, "--until", "50ms");
+    assert!(
+        text(&short.stdout).contains("ended at 0.050000000 (until reached)"),
+        "{}",
+        text(&short.stdout)
+    );
+    // Nothing has happened by 50 ms: the upload's check fails.
+    assert_eq!(code(&short), 1);
+    let timing = ctsim!("run", p, "--timing");
+    assert_eq!(code(&timing), 0);
+    assert!(
+        text(&timing.stderr).contains("events/s"),
+        "{}",
+        text(&timing.stderr)
+    );
+    assert_eq!(text(&timing.stdout), plain);
+}
+
+#[test]
+fn pcap_writes_one_file_per_link() {
+    for path in scenario_files() {
+        let dir = TempDir::new("pcap");
+        let out_dir = dir.0.join("out");
+        let o = ctsim!("run", path, "--pcap", out_dir);
+        assert_eq!(code(&o), 0, "{}: {}", path.display(), text(&o.stderr));
+        let src = std::fs::read_to_string(&path).expect("read");
+        let s = ctsim_scenario::load::load("s.yaml", &src).expect("loads");
+        let mut want: Vec<String> = s
+            .links
+            .iter()
+            .map(|l| format!("{}.pcap", l.name.value))
+            .collect();
+        want.sort();
+        let mut got: Vec<String> = std::fs::read_dir(&out_dir)
+            .expect("pcap dir exists")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        got.sort();
+        assert_eq!(got, want, "{}", path.display());
+        for f in &got {
+            let bytes = std::fs::read(out_dir.join(f)).expect("read pcap");
+            assert!(bytes.len() >= 24, "{f}: no pcap header");
+            assert_eq!(
+                &bytes[..4],
+                &[0x4d, 0x3c, 0xb2, 0xa1],
+                "{f}: not nanosecond pcap"
+            );
+        }
+    }
+}
