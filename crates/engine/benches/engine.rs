@@ -10,8 +10,9 @@
 //! grow with the topology.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use ctsim_engine::host::{App, AppKind, CloseMode, Host, HostConfig, Nic, Payload, ServerMode};
 use ctsim_engine::router::Router;
-use ctsim_engine::{dumbbell, Duration, Instant, NodeId};
+use ctsim_engine::{dumbbell, Builder, Cidr, Duration, Instant, LinkParams, NodeId, PortSpec, Sim};
 
 /// Packets per measured run, split evenly over the flows.
 const PACKETS: u64 = 200_000;
@@ -49,5 +50,120 @@ fn forwarding(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, forwarding);
+/// `flows` TCP downloads of `bytes` each, from a smoltcp server through one
+/// router to a smoltcp client, on 10 Gbit/s, 0.5 ms links.
+fn tcp_world(flows: u16, bytes: u64) -> Sim {
+    let cidr = |s: &str| {
+        let (a, l) = s.split_once('/').unwrap_or((s, "32"));
+        Cidr::new(
+            a.parse().unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
+            l.parse().unwrap_or(32),
+        )
+    };
+    let host = |b: &mut Builder, name: &str, addr: &str, gw: &str, apps: Vec<App>| {
+        let nic = Nic {
+            name: "eth0".into(),
+            addr: cidr(addr),
+        };
+        let ports = vec![PortSpec {
+            name: "eth0".into(),
+            addr: Some(nic.addr),
+        }];
+        let config = HostConfig {
+            nics: vec![nic],
+            gateway: gw.parse().ok(),
+            apps,
+        };
+        b.add_node(name, ports, Box::new(Host::new(config)))
+    };
+    let mut b = Builder::new(1);
+    b.trace(false);
+    let server_ip = std::net::Ipv4Addr::new(198, 51, 100, 2);
+    let clients = (0..flows)
+        .map(|i| App {
+            name: format!("c{i}"),
+            at: Instant::ZERO,
+            kind: AppKind::TcpClient {
+                to: std::net::SocketAddrV4::new(server_ip, 1000 + i),
+                send: Payload::Bytes(0),
+                expect: Some(bytes),
+                close: CloseMode::Close,
+                timeout: Duration::from_secs(3600),
+            },
+        })
+        .collect();
+    let servers = (0..flows)
+        .map(|i| App {
+            name: format!("s{i}"),
+            at: Instant::ZERO,
+            kind: AppKind::TcpServer {
+                port: 1000 + i,
+                mode: ServerMode::Send(bytes),
+            },
+        })
+        .collect();
+    let c = host(&mut b, "client", "192.0.2.2/24", "192.0.2.1", clients);
+    let s = host(&mut b, "server", "198.51.100.2/24", "198.51.100.1", servers);
+    let (lan, wan) = (cidr("192.0.2.1/24"), cidr("198.51.100.1/24"));
+    let ports = vec![
+        PortSpec {
+            name: "lan0".into(),
+            addr: Some(lan),
+        },
+        PortSpec {
+            name: "wan0".into(),
+            addr: Some(wan),
+        },
+    ];
+    let r = b.add_node(
+        "r",
+        ports,
+        Box::new(Router::new(vec![Some(lan), Some(wan)], &[])),
+    );
+    let params = LinkParams {
+        delay: Duration::from_micros(500),
+        bandwidth: Some(10_000_000_000),
+        ..LinkParams::default()
+    };
+    // Ports and links are ours, so these cannot fail.
+    let _ = b.add_link("lan", (c, 0), (r, 0), params.clone());
+    let _ = b.add_link("wan", (s, 0), (r, 1), params);
+    b.build()
+}
+
+/// TCP segments forwarded per second of wall time with smoltcp at both
+/// ends. Target on the 2-core reference machine: at least 300,000.
+fn tcp_segments(c: &mut Criterion) {
+    let mut group = c.benchmark_group("engine/tcp");
+    group.sample_size(10);
+    for flows in [1u16, 8] {
+        let bytes = 8_000_000 / u64::from(flows);
+        let run = |mut sim: Sim| {
+            sim.run_until(Instant::MAX);
+            let forwarded = sim
+                .node(NodeId(2))
+                .as_any()
+                .downcast_ref::<Router>()
+                .map(|r| r.stats.forwarded);
+            (sim, forwarded.unwrap_or(0))
+        };
+        // The run is deterministic: count its segments once, then time it.
+        let (_, segments) = run(tcp_world(flows, bytes));
+        group.throughput(Throughput::Elements(segments));
+        group.bench_function(format!("segments/{flows}-flows"), |bench| {
+            bench.iter_batched(
+                || tcp_world(flows, bytes),
+                |sim| {
+                    let (sim, n) = run(sim);
+                    assert_eq!(n, segments);
+                    sim
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, forwarding, tcp_segments);
 criterion_main!(benches);

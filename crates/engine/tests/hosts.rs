@@ -474,57 +474,6 @@ fn datagrams_for_other_addresses_are_dropped_not_for_us() {
     assert_eq!(last.what, What::Dropped(DropReason::NotForUs));
 }
 
-/// Throughput of the host layer: `cargo test --release --test hosts -- --ignored --nocapture`.
-#[test]
-#[ignore]
-fn bench_tcp_segments_per_second() {
-    for (flows, bytes) in [(1u16, 400_000_000u64), (8, 50_000_000)] {
-        let clients = (0..flows)
-            .map(|i| App {
-                name: format!("c{i}"),
-                ..client(1000 + i, Payload::Bytes(0), Some(bytes), CloseMode::Close)
-            })
-            .collect();
-        let servers = (0..flows)
-            .map(|i| App {
-                name: format!("s{i}"),
-                ..server(1000 + i, ServerMode::Send(bytes))
-            })
-            .collect();
-        let mut b = Builder::new(1);
-        b.trace(false);
-        let (ports, node) = host(A, clients);
-        let a = b.add_node("a", ports, node);
-        let (ports, node) = host(B, servers);
-        let bn = b.add_node("b", ports, node);
-        let params = LinkParams {
-            delay: Duration::from_micros(500),
-            bandwidth: Some(10_000_000_000),
-            ..Default::default()
-        };
-        b.add_link("l", (a, 0), (bn, 0), params).unwrap();
-        let mut sim = b.build();
-        let t0 = std::time::Instant::now();
-        sim.run_until(Instant::ZERO + Duration::from_secs(3600));
-        let wall = t0.elapsed().as_secs_f64();
-        let out = sim.outcomes();
-        assert!(
-            out.iter()
-                .filter(|o| o.kind == "tcp-client")
-                .all(|o| o.state == "closed"),
-            "{out:?}"
-        );
-        let stats = sim.link_stats(ctsim_engine::LinkId(0));
-        let segments = stats[0].sent + stats[1].sent;
-        println!(
-            "{flows} flow(s): {segments} segments, {} events, sim {} in {wall:.2} s wall: {:.0} segments/s",
-            sim.events(),
-            sim.now(),
-            segments as f64 / wall
-        );
-    }
-}
-
 /// A TCP segment from B to A, checksummed.
 fn segment(dst_port: u16, seq: u32, ack: Option<u32>, syn: bool, rst: bool) -> Vec<u8> {
     use smoltcp::phy::ChecksumCapabilities;
