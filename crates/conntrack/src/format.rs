@@ -78,27 +78,7 @@ impl Flow {
         if let Some(t) = self.timeout {
             let _ = write!(out, "{t} ");
         }
-        if let Some(s) = self.tcp_state {
-            let _ = write!(out, "{s} ");
-        }
-        let _ = write!(out, "{} ", self.orig);
-        if let Some(c) = &self.counters {
-            let _ = write!(out, "packets={} bytes={} ", c[0].packets, c[0].bytes);
-        }
-        if !self.status.contains(Status::SEEN_REPLY) {
-            out.push_str("[UNREPLIED] ");
-        }
-        let _ = write!(out, "{} ", self.reply);
-        if let Some(c) = &self.counters {
-            let _ = write!(out, "packets={} bytes={} ", c[1].packets, c[1].bytes);
-        }
-        if self.status.contains(Status::HW_OFFLOAD) {
-            out.push_str("[HW_OFFLOAD] ");
-        } else if self.status.contains(Status::OFFLOAD) {
-            out.push_str("[OFFLOAD] ");
-        } else if self.status.contains(Status::ASSURED) {
-            out.push_str("[ASSURED] ");
-        }
+        self.write_tuples(out);
         if let Some(m) = self.mark {
             let _ = write!(out, "mark={m} ");
         }
@@ -121,16 +101,9 @@ impl Flow {
         out.pop();
     }
 
-    /// The kernel's `/proc/net/nf_conntrack` line (ct_seq_show): `zone=`
-    /// always, no helper, `use` one higher than the table's own count.
-    pub fn write_proc(&self, out: &mut String) {
-        let _ = write!(
-            out,
-            "ipv4     2 {:<8} {} ",
-            proto_name(self.orig.proto),
-            self.orig.proto
-        );
-        let _ = write!(out, "{} ", self.timeout.unwrap_or(0));
+    /// The part both forms share: the TCP state, each direction's tuple
+    /// with its counters, `[UNREPLIED]`, and the offload/assured flag.
+    fn write_tuples(&self, out: &mut String) {
         if let Some(s) = self.tcp_state {
             let _ = write!(out, "{s} ");
         }
@@ -152,6 +125,19 @@ impl Flow {
         } else if self.status.contains(Status::ASSURED) {
             out.push_str("[ASSURED] ");
         }
+    }
+
+    /// The kernel's `/proc/net/nf_conntrack` line (ct_seq_show): `zone=`
+    /// always, no helper, `use` one higher than the table's own count.
+    pub fn write_proc(&self, out: &mut String) {
+        let _ = write!(
+            out,
+            "ipv4     2 {:<8} {} ",
+            proto_name(self.orig.proto),
+            self.orig.proto
+        );
+        let _ = write!(out, "{} ", self.timeout.unwrap_or(0));
+        self.write_tuples(out);
         let _ = write!(out, "mark={} zone={} ", self.mark.unwrap_or(0), self.zone.0);
         if let Some(d) = self.delta_time {
             let _ = write!(out, "delta-time={d} ");
