@@ -687,6 +687,9 @@ fn every_recorded_packet_round_trips_through_its_literal() {
         let key = scenario_key(&path);
         let out = run_file(&path, &cli_options());
         for (r, row) in out.sim.records().iter().zip(&out.rows) {
+            if r.text.is_some() {
+                continue; // a conntrack event or kernel message, not a packet
+            }
             let literal = ctsim_packet::show(&r.packet);
             match ctsim_packet::parse(&literal, &|_| None) {
                 Ok(bytes) => assert!(

@@ -44,6 +44,33 @@ enum Command {
         #[arg(long)]
         timing: bool,
     },
+    /// Run a scenario to an instant and print a router's conntrack tables,
+    /// statistics or events there, as conntrack-tools 1.4.7 prints them.
+    Conntrack {
+        file: PathBuf,
+        /// The router.
+        #[arg(long)]
+        node: String,
+        /// The instant (e.g. `1.5s`): the run stops there.
+        #[arg(long)]
+        at: Duration,
+        /// List a table: `conntrack` (default), `expect`, `dying` or `unconfirmed`.
+        #[arg(short = 'L', long = "dump", num_args = 0..=1, default_missing_value = "conntrack",
+              value_name = "TABLE")]
+        list: Option<String>,
+        /// Output format: `extended` adds the layer-3 prefix (`ipv4     2 `).
+        #[arg(short = 'o', long = "output", value_name = "FORMAT")]
+        output: Option<String>,
+        /// Statistics (`conntrack -S`).
+        #[arg(short = 'S', long = "stats")]
+        stats: bool,
+        /// Number of entries (`conntrack -C`).
+        #[arg(short = 'C', long = "count")]
+        count: bool,
+        /// Every event up to the instant (`conntrack -E`).
+        #[arg(short = 'E', long = "event")]
+        events: bool,
+    },
     /// Validate scenario files without running them.
     Check { files: Vec<PathBuf> },
     /// Print the JSON Schema of the scenario format.
@@ -94,6 +121,82 @@ fn load(
 > {
     let bytes = read(path)?;
     ctsim_scenario::load_bytes(&path.display().to_string(), &bytes).map_err(|r| bad(&r))
+}
+
+/// `ctsim conntrack`: one of -L, -S, -C, -E (default -L).
+#[allow(clippy::too_many_arguments)]
+fn conntrack(
+    file: &Path,
+    node: &str,
+    at: Duration,
+    list: Option<String>,
+    output: Option<String>,
+    stats: bool,
+    count: bool,
+    events: bool,
+) -> ExitCode {
+    use ctsim_scenario::conntrack::{query, Query};
+    use ctsim_scenario::model::CtTable;
+    let modes =
+        usize::from(list.is_some()) + usize::from(stats) + usize::from(count) + usize::from(events);
+    if modes > 1 {
+        eprintln!("error: give one of -L, -S, -C and -E");
+        return ExitCode::from(BAD_INPUT);
+    }
+    let extended = match output.as_deref() {
+        None => false,
+        Some("extended") => true,
+        Some(other) => {
+            eprintln!("error: unknown output format `{other}` (ctsim prints `-o extended`)");
+            return ExitCode::from(BAD_INPUT);
+        }
+    };
+    let q = if stats {
+        Query::Stats
+    } else if count {
+        Query::Count
+    } else if events {
+        Query::Events
+    } else {
+        match list.as_deref().unwrap_or("conntrack") {
+            "conntrack" => Query::List(CtTable::Conntrack),
+            "expect" => Query::List(CtTable::Expect),
+            "dying" => Query::List(CtTable::Dying),
+            "unconfirmed" => Query::List(CtTable::Unconfirmed),
+            other => {
+                eprintln!(
+                    "error: unknown table `{other}`: conntrack, expect, dying or unconfirmed"
+                );
+                return ExitCode::from(BAD_INPUT);
+            }
+        }
+    };
+    let (scenario, source) = match load(file) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let at = ctsim_scenario::lower::instant(at);
+    let opts = RunOptions {
+        until: Some(at),
+        timeline: q == Query::Events,
+        ..RunOptions::default()
+    };
+    let prepared = match ctsim_scenario::run::prepare(&scenario, &source, &opts) {
+        Ok(p) => p,
+        Err(r) => return bad(&r),
+    };
+    let sim = prepared.run_to(at);
+    match query(&sim, node, at, q, extended) {
+        Ok((stdout, stderr)) => {
+            out(&stdout);
+            eprint!("{stderr}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(BAD_INPUT)
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -151,6 +254,16 @@ fn main() -> ExitCode {
             }
             ExitCode::from(u8::from(result.failed()))
         }
+        Command::Conntrack {
+            file,
+            node,
+            at,
+            list,
+            output,
+            stats,
+            count,
+            events,
+        } => conntrack(&file, &node, at, list, output, stats, count, events),
         Command::Check { files } => {
             let mut code = ExitCode::SUCCESS;
             for file in files {

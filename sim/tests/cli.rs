@@ -424,3 +424,168 @@ fn pcap_writes_one_file_per_link() {
         }
     }
 }
+
+fn handshake() -> PathBuf {
+    root().join("scenarios/conntrack/tcp-handshake.yaml")
+}
+
+/// `ctsim conntrack` prints the table as conntrack-tools 1.4.7 does: the
+/// lines on stdout, the summary on stderr.
+#[test]
+fn conntrack_lists_the_table_at_an_instant() {
+    let file = handshake();
+    let at = |t: &str, extra: &[&str]| {
+        let mut args = vec![
+            "conntrack",
+            file.to_str().unwrap(),
+            "--node",
+            "r1",
+            "--at",
+            t,
+        ];
+        args.extend_from_slice(extra);
+        let o = ctsim(&args.iter().map(std::ffi::OsStr::new).collect::<Vec<_>>());
+        assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+        (text(&o.stdout), text(&o.stderr))
+    };
+    let shown =
+        |n: u32| format!("conntrack v1.4.7 (conntrack-tools): {n} flow entries have been shown.\n");
+    assert_eq!(at("5ms", &[]), (String::new(), shown(0)));
+    assert_eq!(
+        at("15ms", &["-L"]),
+        (
+            "tcp      6 119 SYN_SENT src=192.0.2.2 dst=198.51.100.2 sport=40000 dport=22 [UNREPLIED] \
+             src=198.51.100.2 dst=192.0.2.2 sport=22 dport=40000 mark=0 use=1\n"
+                .to_string(),
+            shown(1)
+        )
+    );
+    assert_eq!(
+        at("35ms", &["-L", "conntrack", "-o", "extended"]).0,
+        "ipv4     2 tcp      6 431999 ESTABLISHED src=192.0.2.2 dst=198.51.100.2 sport=40000 dport=22 \
+         src=198.51.100.2 dst=192.0.2.2 sport=22 dport=40000 [ASSURED] mark=0 use=1\n"
+    );
+    assert_eq!(at("35ms", &["-C"]).0, "1\n");
+    assert!(at("35ms", &["-S"])
+        .0
+        .starts_with("cpu=0   \tfound=0 invalid=0 insert=0 "));
+    let (events, summary) = at("35ms", &["-E"]);
+    assert_eq!(
+        events.lines().map(|l| &l[..10]).collect::<Vec<_>>(),
+        ["    [NEW] ", " [UPDATE] ", " [UPDATE] "]
+    );
+    assert!(events
+        .lines()
+        .nth(2)
+        .unwrap()
+        .contains("432000 ESTABLISHED"));
+    assert_eq!(
+        summary,
+        "conntrack v1.4.7 (conntrack-tools): 3 flow events have been shown.\n"
+    );
+    assert_eq!(
+        at("35ms", &["-L", "expect"]).1,
+        "conntrack v1.4.7 (conntrack-tools): 0 expectations have been shown.\n"
+    );
+}
+
+#[test]
+fn conntrack_rejects_what_is_not_a_tracking_router() {
+    let f = handshake();
+    for (args, words) in [
+        (vec!["--node", "nope", "--at", "1s"], "unknown node `nope`"),
+        (vec!["--node", "client", "--at", "1s"], "is a host"),
+        (vec!["--node", "r1", "--at", "soon"], "--at"),
+        (
+            vec!["--node", "r1", "--at", "1s", "-L", "nat"],
+            "unknown table `nat`",
+        ),
+        (
+            vec!["--node", "r1", "--at", "1s", "-S", "-C"],
+            "one of -L, -S, -C and -E",
+        ),
+    ] {
+        let mut all = vec!["conntrack", f.to_str().unwrap()];
+        all.extend(args);
+        let o = ctsim(&all.iter().map(std::ffi::OsStr::new).collect::<Vec<_>>());
+        assert_eq!(code(&o), 2, "{all:?}");
+        assert!(
+            text(&o.stderr).contains(words),
+            "{all:?}: {}",
+            text(&o.stderr)
+        );
+    }
+    let t = TempDir::new("ct-off");
+    let off = t.file(
+        "off.yaml",
+        BASE.replace(
+            "ext0: 203.0.113.1/24 }\n",
+            "ext0: 203.0.113.1/24 }\n    conntrack: off\n",
+        ),
+    );
+    let o = ctsim!("conntrack", off, "--node", "r1", "--at", "1s");
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("conntrack: off"));
+}
+
+#[test]
+fn router_sysctls_are_applied_or_rejected_at_their_key() {
+    let t = TempDir::new("sysctl");
+    let bad = t.file(
+        "bad.yaml",
+        BASE.replace(
+            "ext0: 203.0.113.1/24 }\n",
+            "ext0: 203.0.113.1/24 }\n    sysctl: { net.netfilter.nf_conntrack_tcp_lose: 0 }\n",
+        ),
+    );
+    bad_input(&ctsim!("check", bad), &bad, "9:", "nf_conntrack_tcp_lose");
+    let o = ctsim!("check", &bad);
+    assert!(text(&o.stderr).contains("did you mean `net.netfilter.nf_conntrack_tcp_loose`?"));
+    let value = t.file(
+        "value.yaml",
+        BASE.replace(
+            "ext0: 203.0.113.1/24 }\n",
+            "ext0: 203.0.113.1/24 }\n    sysctl: { net.netfilter.nf_conntrack_tcp_loose: 2 }\n",
+        ),
+    );
+    bad_input(&ctsim!("check", value), &value, "9:", "Invalid argument");
+    let good = t.file(
+        "good.yaml",
+        BASE.replace(
+            "ext0: 203.0.113.1/24 }\n",
+            "ext0: 203.0.113.1/24 }\n    sysctl: { net.netfilter.nf_conntrack_max: 5 }\n",
+        ),
+    );
+    assert_eq!(code(&ctsim!("check", good)), 0);
+}
+
+#[test]
+fn conntrack_checks_name_a_tracking_router() {
+    let t = TempDir::new("ct-checks");
+    let host = t.file(
+        "host.yaml",
+        format!("{BASE}checks:\n  - {{ on: a, table: conntrack, count: 0 }}\n"),
+    );
+    bad_input(&ctsim!("check", host), &host, "14:11", "is a host");
+    let off = t.file(
+        "off.yaml",
+        format!(
+            "{}checks:\n  - {{ on: r1, stat: invalid, value: 0 }}\n",
+            BASE.replace(
+                "ext0: 203.0.113.1/24 }\n",
+                "ext0: 203.0.113.1/24 }\n    conntrack: off\n"
+            )
+        ),
+    );
+    bad_input(
+        &ctsim!("check", off),
+        &off,
+        "15:11",
+        "tracks no connections",
+    );
+    let two = t.file(
+        "two.yaml",
+        format!("{BASE}checks:\n  - {{ on: r1, table: conntrack, count: 0, contains: x }}\n"),
+    );
+    bad_input(&ctsim!("check", two), &two, "14:", "tests one thing");
+}

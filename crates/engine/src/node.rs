@@ -8,7 +8,11 @@ use crate::queue::{Event, Queue};
 use crate::rng::Rng;
 use crate::time::Instant;
 use crate::topology::{NodeId, Port};
-use crate::trace::{DropReason, Place, Trace, What};
+use crate::trace::{CtNote, DropReason, Place, Trace, What};
+
+/// The bit of a wake token that marks a background wake-up
+/// ([`Cx::wake_background`]).
+pub const BACKGROUND: u64 = 1 << 63;
 
 /// What an application reports at the end of a run (or at a check's instant).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -55,6 +59,8 @@ pub struct Cx<'a> {
     pub(crate) trace: &'a mut Trace,
     /// Whether the node did anything observable (sent, scheduled, recorded).
     pub(crate) acted: bool,
+    /// Background wake-ups pending in the queue (the run's count).
+    pub(crate) background: &'a mut u64,
 }
 
 impl Cx<'_> {
@@ -71,18 +77,49 @@ impl Cx<'_> {
 
     /// Asks to be woken at `at` (never earlier than now) with `token`.
     pub fn wake_at(&mut self, at: Instant, token: u64) {
+        debug_assert!(
+            token & BACKGROUND == 0,
+            "the BACKGROUND bit is wake_background's"
+        );
         let node = self.node;
         self.queue
             .push(at.max(self.now), Event::Wake { node, token });
     }
 
+    /// Asks to be woken at `at` with `token` for housekeeping that must not
+    /// keep a run alive (conntrack timers): a run without an end time stops
+    /// when only background wake-ups are left. `token` gets [`BACKGROUND`]
+    /// set, and the node is woken with it set.
+    pub fn wake_background(&mut self, at: Instant, token: u64) {
+        let node = self.node;
+        *self.background += 1;
+        self.queue.push(
+            at.max(self.now),
+            Event::Wake {
+                node,
+                token: token | BACKGROUND,
+            },
+        );
+    }
+
     /// Adds an event at this node's interface `port` to the trace.
     pub fn record(&mut self, port: u16, what: What, packet: &[u8]) {
+        self.record_ct(port, what, packet, None);
+    }
+
+    /// Like [`record`](Self::record), with the packet's conntrack state.
+    pub fn record_ct(&mut self, port: u16, what: What, packet: &[u8], ct: Option<CtNote>) {
         let place = Place::Node {
             node: self.node,
             port,
         };
-        self.trace.record(self.now, place, what, packet);
+        self.trace.record_ct(self.now, place, what, packet, ct);
+    }
+
+    /// Adds a line inside this node (a conntrack event, a kernel message).
+    pub fn record_text(&mut self, what: What, text: String) {
+        let place = Place::Inside { node: self.node };
+        self.trace.record_text(self.now, place, what, text);
     }
 
     /// Whether the trace keeps events (nodes may skip work that only feeds it).

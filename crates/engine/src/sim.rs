@@ -159,6 +159,7 @@ impl Builder {
             queue,
             actions: self.actions.into_iter().map(|(_, a)| a).collect(),
             trace: Trace::new(self.trace),
+            background: 0,
             events: 0,
             last_activity: Instant::ZERO,
         }
@@ -177,6 +178,8 @@ pub struct Sim {
     queue: Queue,
     actions: Vec<Action>,
     trace: Trace,
+    /// Background wake-ups pending in the queue ([`Cx::wake_background`]).
+    background: u64,
     events: u64,
     /// When the last event that did something happened (a wake-up that
     /// found nothing to do, such as an expired but moot timeout, does not count).
@@ -187,13 +190,31 @@ impl Sim {
     /// Runs every event due at or before `until`; returns when none is left
     /// or the next one is later. Time then stands at the last event run.
     pub fn run_until(&mut self, until: Instant) {
+        self.run(until, false);
+    }
+
+    /// Like [`run_until`](Self::run_until), but also stops when only
+    /// background wake-ups (conntrack timers) are left: the run is over.
+    pub fn run_while_busy(&mut self, until: Instant) {
+        self.run(until, true);
+    }
+
+    /// Whether every pending event is a background wake-up.
+    pub fn idle(&self) -> bool {
+        self.queue.len() as u64 == self.background
+    }
+
+    fn run(&mut self, until: Instant, stop_when_idle: bool) {
         if !self.started {
             self.started = true;
             for i in 0..self.nodes.len() {
                 let _ = self.call(NodeId(i as u32), |node, cx| node.start(cx));
             }
         }
-        while let Some((time, event)) = self.queue.pop_until(until) {
+        while !(stop_when_idle && self.idle()) {
+            let Some((time, event)) = self.queue.pop_until(until) else {
+                break;
+            };
             self.now = time;
             self.events += 1;
             let acted = match event {
@@ -201,7 +222,12 @@ impl Sim {
                     self.deliver(link, dir, packet);
                     true
                 }
-                Event::Wake { node, token } => self.call(node, |n, cx| n.wake(cx, token)),
+                Event::Wake { node, token } => {
+                    if token & crate::node::BACKGROUND != 0 {
+                        self.background -= 1;
+                    }
+                    self.call(node, |n, cx| n.wake(cx, token))
+                }
                 Event::Action(i) => {
                     self.act(i);
                     true
@@ -248,6 +274,7 @@ impl Sim {
             links: &mut self.links,
             trace: &mut self.trace,
             acted: false,
+            background: &mut self.background,
         };
         f(self.nodes[i].as_mut(), &mut cx);
         cx.acted

@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+pub use ctsim_conntrack::CtState;
+
 use crate::time::Instant;
 use crate::topology::{LinkId, NodeId};
 
@@ -14,6 +16,8 @@ use crate::topology::{LinkId, NodeId};
 pub enum Place {
     /// At a node's interface (`port` indexes the node's interfaces).
     Node { node: NodeId, port: u16 },
+    /// Inside a node, at no interface (its conntrack table, its kernel log).
+    Inside { node: NodeId },
     /// On a link, in direction `dir` (0: from ends[0] towards ends[1]).
     Link { link: LinkId, dir: u8 },
 }
@@ -29,6 +33,30 @@ pub enum What {
     Forwarded { to: u16 },
     /// A node or link discarded the packet.
     Dropped(DropReason),
+    /// A conntrack event (`[NEW]`, `[UPDATE]`, `[DESTROY]`) as `conntrack -E`
+    /// prints it; the line is the record's `text`.
+    Conntrack,
+    /// A kernel log message (e.g. conntrack's "table full, dropping packet");
+    /// the message is the record's `text`.
+    Kernel,
+}
+
+/// What conntrack made of a packet at a router: the state iptables'
+/// `--ctstate` matches, and for INVALID the reason Linux logs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct CtNote {
+    pub state: CtState,
+    pub invalid: Option<&'static str>,
+}
+
+impl fmt::Display for CtNote {
+    /// `[NEW]`, `[INVALID: SEQ is over the upper bound]`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.invalid {
+            Some(reason) => write!(f, "[{}: {reason}]", self.state.name()),
+            None => write!(f, "[{}]", self.state.name()),
+        }
+    }
 }
 
 /// Why a packet was discarded. The words follow what Linux counts or logs.
@@ -54,6 +82,8 @@ pub enum DropReason {
     FragNeeded,
     /// Not a valid IPv4 datagram.
     Malformed,
+    /// Conntrack dropped it (table full, or an unresolvable clash at confirm).
+    Conntrack,
     /// Addressed to another host (hosts do not forward).
     NotForUs,
 }
@@ -72,6 +102,7 @@ impl DropReason {
             DropReason::NoNeighbour => "no-neighbour",
             DropReason::FragNeeded => "frag-needed",
             DropReason::Malformed => "malformed",
+            DropReason::Conntrack => "conntrack",
             DropReason::NotForUs => "not-for-us",
         }
     }
@@ -89,7 +120,12 @@ pub struct Record {
     pub time: Instant,
     pub place: Place,
     pub what: What,
+    /// The packet's bytes (empty for [`What::Conntrack`] and [`What::Kernel`]).
     pub packet: Box<[u8]>,
+    /// At a router that tracks connections: the packet's conntrack state.
+    pub ct: Option<CtNote>,
+    /// The line of a [`What::Conntrack`] or [`What::Kernel`] record.
+    pub text: Option<Box<str>>,
 }
 
 /// The run's record of events, in the order they happened.
@@ -112,12 +148,40 @@ impl Trace {
     }
 
     pub fn record(&mut self, time: Instant, place: Place, what: What, packet: &[u8]) {
+        self.record_ct(time, place, what, packet, None);
+    }
+
+    /// Like [`record`](Self::record), with the packet's conntrack state.
+    pub fn record_ct(
+        &mut self,
+        time: Instant,
+        place: Place,
+        what: What,
+        packet: &[u8],
+        ct: Option<CtNote>,
+    ) {
         if self.enabled {
             self.records.push(Record {
                 time,
                 place,
                 what,
                 packet: packet.into(),
+                ct,
+                text: None,
+            });
+        }
+    }
+
+    /// A line of text inside a node: a conntrack event or a kernel message.
+    pub fn record_text(&mut self, time: Instant, place: Place, what: What, text: String) {
+        if self.enabled {
+            self.records.push(Record {
+                time,
+                place,
+                what,
+                packet: Box::default(),
+                ct: None,
+                text: Some(text.into_boxed_str()),
             });
         }
     }

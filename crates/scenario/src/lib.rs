@@ -2,6 +2,7 @@
 //! diagnostics, lowering into the engine, the run with its checks, and the
 //! reports. This crate and `sim` are the only ones that know serde.
 
+pub mod conntrack;
 pub mod diag;
 pub mod generate;
 pub mod graph;

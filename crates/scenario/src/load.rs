@@ -10,8 +10,9 @@ use crate::model::file::{
 };
 use crate::model::values::{Probability, Target};
 use crate::model::{
-    App, AppKind, Check, CheckKind, CountRange, Event, Host, Interface, Link, LinkEnd, LinkParams,
-    Packet, PacketKind, Payload, Route, Router, Scenario, ServerMode,
+    App, AppKind, Check, CheckKind, CountRange, CtStat, CtStateName, CtTable, Event, Host,
+    Interface, Link, LinkEnd, LinkParams, Packet, PacketKind, Payload, Route, Router, Scenario,
+    ServerMode, TableAssert, Which,
 };
 use crate::validate;
 
@@ -195,6 +196,10 @@ pub fn build(source: &Source, f: ScenarioFile, errors: &mut Vec<Diagnostic>) -> 
                     })
                     .collect(),
                 ruleset: r.ruleset,
+                conntrack: r.conntrack.map_or_else(
+                    || Spanned::unspanned(true),
+                    |c| c.map(|v| v == crate::model::file::Switch::On),
+                ),
                 sysctl: r
                     .sysctl
                     .unwrap_or_default()
@@ -655,8 +660,8 @@ impl Builder<'_> {
             let at = present.first().map_or(span, |&(_, s)| s);
             self.err(
                 Diagnostic::new("what does this check test?")
-                    .label(at, "no `app:`, `received:`, `dropped:` or `seen:`")
-                    .help("a check is one of `{ app: NAME, state: closed }`, `{ on: NODE, received: \"udp\" }`, `{ link: NAME, dropped: 0 }`, `{ on: NODE, seen: \"icmp\" }`"),
+                    .label(at, "no `app:`, `received:`, `dropped:`, `seen:`, `table:`, `packet:` or `stat:`")
+                    .help("a check is one of `{ app: NAME, state: closed }`, `{ on: NODE, received: \"udp\" }`, `{ link: NAME, dropped: 0 }`, `{ on: NODE, seen: \"icmp\" }`, `{ on: ROUTER, table: conntrack, count: 1 }`, `{ on: ROUTER, packet: \"tcp\", ctstate: NEW }`, `{ on: ROUTER, stat: invalid, value: 0 }`"),
             );
             return None;
         };
@@ -746,10 +751,68 @@ impl Builder<'_> {
                 count: c.dropped.as_ref().map_or(0, |v| v.value),
                 reason: c.reason.as_ref().map(|v| v.value),
             },
-            _ => CheckKind::Seen {
+            "seen" => CheckKind::Seen {
                 on: c.on.clone().unwrap_or_else(missing),
                 filter: c.seen.clone().unwrap_or_else(missing),
                 count: count(self),
+            },
+            "table" => {
+                let counted = c.count.is_some() || c.min.is_some() || c.max.is_some();
+                let asserts = [
+                    c.contains.as_ref().map(|v| ("contains", v.span)),
+                    c.does_not_contain
+                        .as_ref()
+                        .map(|v| ("does-not-contain", v.span)),
+                    c.count
+                        .as_ref()
+                        .or(c.min.as_ref())
+                        .or(c.max.as_ref())
+                        .map(|v| ("count", v.span)),
+                ];
+                let mut given: Vec<(&str, Span)> = asserts.into_iter().flatten().collect();
+                given.sort_by_key(|(_, span)| span.start);
+                let help = "write one of `contains: \"ESTABLISHED src=192.0.2.2\"`, `does-not-contain: \"udp\"` or `count: 1`";
+                match given.as_slice() {
+                    [] => self.err(
+                        Diagnostic::new("this check asserts nothing about the table")
+                            .label(kind_span, "what should hold for this table?")
+                            .help(help),
+                    ),
+                    [_] => {}
+                    [(first, first_span), (second, second_span), ..] => self.err(
+                        Diagnostic::new(format!(
+                            "a table check tests one thing: `{first}` and `{second}` cannot be combined"
+                        ))
+                        .label(*second_span, "second assertion")
+                        .label(*first_span, "first one")
+                        .help("write two checks"),
+                    ),
+                }
+                let assert = if let Some(p) = &c.contains {
+                    TableAssert::Contains(p.clone())
+                } else if let Some(p) = &c.does_not_contain {
+                    TableAssert::DoesNotContain(p.clone())
+                } else if counted {
+                    TableAssert::Count(count(self))
+                } else {
+                    TableAssert::Count(CountRange { min: 0, max: None })
+                };
+                CheckKind::Table {
+                    on: c.on.clone().unwrap_or_else(missing),
+                    table: c.table.as_ref().map_or(CtTable::Conntrack, |t| t.value),
+                    assert,
+                }
+            }
+            "packet" => CheckKind::CtState {
+                on: c.on.clone().unwrap_or_else(missing),
+                filter: c.packet.clone().unwrap_or_else(missing),
+                state: c.ctstate.as_ref().map_or(CtStateName::New, |v| v.value),
+                all: c.which.as_ref().is_some_and(|w| w.value == Which::All),
+            },
+            _ => CheckKind::Stat {
+                on: c.on.clone().unwrap_or_else(missing),
+                stat: c.stat.as_ref().map_or(CtStat::Invalid, |v| v.value),
+                value: c.value.as_ref().map_or(0, |v| v.value),
             },
         };
         Some(Check {

@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use ctsim_engine::host::{self, Host, HostConfig, Nic};
 use ctsim_engine::raw::{RawHost, RawSend};
+use ctsim_engine::router::conntrack::sysctl::KEYS;
+use ctsim_engine::router::conntrack::{Conntrack, Sysctls};
 use ctsim_engine::router::{Router, StaticRoute};
 use ctsim_engine::{Builder, Cidr, Instant, LinkChange, LinkId, LinkParams, NodeId, PortSpec};
 use ctsim_packet::Filter;
@@ -197,8 +199,8 @@ fn raw_sends(
     sends
 }
 
-/// Rulesets and sysctls are parsed by the model but nothing runs them yet:
-/// say so rather than run a router that silently ignores its firewall.
+/// Rulesets are parsed by the model but nothing runs them yet: say so
+/// rather than run a router that silently ignores its firewall.
 fn unsupported(s: &Scenario, errors: &mut Vec<Diagnostic>) {
     for r in &s.routers {
         if let Some(rules) = &r.ruleset {
@@ -208,14 +210,55 @@ fn unsupported(s: &Scenario, errors: &mut Vec<Diagnostic>) {
                     .help("remove `ruleset:`; the hook chain and iptables rules are not implemented in this version"),
             );
         }
-        if let Some((name, _)) = r.sysctl.first() {
-            errors.push(
-                Diagnostic::new("routers have no sysctls yet")
-                    .label(name.span, "this setting would be ignored")
-                    .help("remove `sysctl:`; conntrack and its sysctls are not implemented in this version"),
-            );
-        }
     }
+}
+
+/// Each router's conntrack table (`None` with `conntrack: off`), its
+/// `sysctl:` settings applied as `sysctl -w` would apply them; a setting
+/// Linux would refuse is an error at its key.
+fn conntrack_tables(s: &Scenario, errors: &mut Vec<Diagnostic>) -> Vec<Option<Conntrack>> {
+    s.routers
+        .iter()
+        .map(|r| {
+            if !r.conntrack.value {
+                if let Some((name, _)) = r.sysctl.first() {
+                    errors.push(
+                        Diagnostic::new(format!(
+                            "router `{}` has `conntrack: off` but sets conntrack sysctls",
+                            r.name.value
+                        ))
+                        .label(name.span, "would be ignored")
+                        .label(r.conntrack.span, "conntrack is off here")
+                        .help("remove `sysctl:` or `conntrack: off`"),
+                    );
+                }
+                return None;
+            }
+            let mut ct = Conntrack::new(Sysctls::default());
+            for (name, value) in &r.sysctl {
+                if let Err(e) = ct.set_sysctl(&name.value, &value.value) {
+                    let unknown = e.contains("No such file");
+                    let short = name
+                        .value
+                        .rsplit(['.', '/'])
+                        .next()
+                        .unwrap_or(&name.value);
+                    let help = match crate::diag::closest(short, KEYS.iter().copied()) {
+                        Some(k) if unknown => format!("did you mean `net.netfilter.{k}`?"),
+                        _ if unknown => "conntrack's sysctls are `net.netfilter.nf_conntrack_*` as Linux names them, e.g. `net.netfilter.nf_conntrack_max`, `net.netfilter.nf_conntrack_tcp_loose`, `net.netfilter.nf_conntrack_udp_timeout`".to_string(),
+                        _ => "values are integers as /proc/sys takes them: 0 or 1 for switches, seconds for timeouts".to_string(),
+                    };
+                    let (span, label) = if unknown {
+                        (name.span, "no such setting")
+                    } else {
+                        (value.span, "refused")
+                    };
+                    errors.push(Diagnostic::new(e).label(span, label).help(help));
+                }
+            }
+            Some(ct)
+        })
+        .collect()
 }
 
 fn check_filters(
@@ -229,7 +272,8 @@ fn check_filters(
             model::CheckKind::Received {
                 filter: Some(f), ..
             }
-            | model::CheckKind::Seen { filter: f, .. } => f,
+            | model::CheckKind::Seen { filter: f, .. }
+            | model::CheckKind::CtState { filter: f, .. } => f,
             _ => continue,
         };
         match Filter::parse(&text.value) {
@@ -271,6 +315,7 @@ pub fn lower(
     let mut sends = raw_sends(s, source, &index, &mut errors);
     let filters = check_filters(s, source, &mut errors);
     unsupported(s, &mut errors);
+    let mut tables = conntrack_tables(s, &mut errors).into_iter();
     if !errors.is_empty() {
         return Err(Report::new(source.clone(), errors));
     }
@@ -332,7 +377,8 @@ pub fn lower(
                 via: rt.via.value,
             })
             .collect();
-        let node = Box::new(Router::new(addrs, &routes));
+        let table = tables.next().flatten();
+        let node = Box::new(Router::new(addrs, &routes).with_conntrack(table, trace));
         nodes.insert(
             r.name.value.clone(),
             b.add_node(&r.name.value, ports(&r.interfaces), node),

@@ -105,6 +105,9 @@ pub struct Router {
     pub ruleset: Option<Spanned<String>>,
     /// `name: value` kernel settings, values as written.
     pub sysctl: Vec<(Spanned<String>, Spanned<String>)>,
+    /// Whether the router tracks connections (`conntrack: off` turns it off), with the span of
+    /// the setting when written.
+    pub conntrack: Spanned<bool>,
 }
 
 /// A static route; `to: default` is `0.0.0.0/0`.
@@ -375,6 +378,103 @@ pub enum CheckKind {
         filter: Spanned<String>,
         count: CountRange,
     },
+    /// A router's conntrack table as `conntrack -L` lists it.
+    Table {
+        on: Spanned<String>,
+        table: CtTable,
+        assert: TableAssert,
+    },
+    /// The conntrack state packets matching a filter had at a router.
+    CtState {
+        on: Spanned<String>,
+        filter: Spanned<String>,
+        state: CtStateName,
+        /// Every matching packet, not only the first.
+        all: bool,
+    },
+    /// A `conntrack -S` counter of a router.
+    Stat {
+        on: Spanned<String>,
+        stat: CtStat,
+        value: u64,
+    },
+}
+
+/// What a table check asserts.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TableAssert {
+    /// Some line matches the pattern (a substring; `*` matches any run of characters).
+    Contains(Spanned<String>),
+    /// No line matches the pattern.
+    DoesNotContain(Spanned<String>),
+    /// The table has this many lines.
+    Count(CountRange),
+}
+
+/// The tables `conntrack -L` lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum CtTable {
+    /// Confirmed connections.
+    Conntrack,
+    /// Expectations.
+    Expect,
+    /// Entries being destroyed.
+    Dying,
+    /// Entries whose first packet is still inside the hooks.
+    Unconfirmed,
+}
+
+/// The states iptables' `--ctstate` matches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum CtStateName {
+    New,
+    Established,
+    Related,
+    Invalid,
+    Untracked,
+}
+
+impl CtStateName {
+    pub fn name(self) -> &'static str {
+        match self {
+            CtStateName::New => "NEW",
+            CtStateName::Established => "ESTABLISHED",
+            CtStateName::Related => "RELATED",
+            CtStateName::Invalid => "INVALID",
+            CtStateName::Untracked => "UNTRACKED",
+        }
+    }
+}
+
+/// Which matching packets a `ctstate` check looks at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Which {
+    /// The first matching packet (default).
+    First,
+    /// Every matching packet.
+    All,
+}
+
+/// The counters `conntrack -S` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CtStat {
+    Found,
+    Invalid,
+    Insert,
+    InsertFailed,
+    Drop,
+    EarlyDrop,
+    Error,
+    SearchRestart,
+    ClashResolve,
+    Chaintoolong,
+    ExpectNew,
+    ExpectCreate,
+    ExpectDelete,
 }
 
 /// How many matches are expected: `min..=max`.

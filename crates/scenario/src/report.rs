@@ -14,9 +14,28 @@ pub struct Row {
     pub time_ns: u64,
     /// `client eth0`, `r1 lan0`, or `link wan r1>server`.
     pub place: String,
-    /// `sent`, `received`, `forwarded wan0`, `dropped (loss)`.
+    /// `sent`, `received`, `forwarded wan0`, `dropped (loss)`; `conntrack`
+    /// for a conntrack event, `kernel` for a kernel message.
     pub event: String,
+    /// The packet, or the line of a conntrack event or kernel message.
     pub packet: String,
+    /// At a router that tracks connections: the packet's state (`NEW`,
+    /// `ESTABLISHED`, `RELATED`, `INVALID`, `UNTRACKED`).
+    pub ctstate: Option<&'static str>,
+    /// Why the packet is INVALID, in the kernel's words.
+    pub invalid: Option<&'static str>,
+}
+
+impl Row {
+    /// The last column of the text timeline: `[NEW] tcp …` for a packet at
+    /// a tracking router, the line itself for events and messages.
+    pub fn detail(&self) -> String {
+        match (self.ctstate, self.invalid) {
+            (Some(st), Some(why)) => format!("[{st}: {why}] {}", self.packet),
+            (Some(st), None) => format!("[{st}] {}", self.packet),
+            _ => self.packet.clone(),
+        }
+    }
 }
 
 /// The words for one record.
@@ -29,6 +48,7 @@ pub fn row(sim: &Sim, r: &Record) -> Row {
                 .map_or("?", |p| p.name.as_str());
             format!("{} {iface}", sim.node_name(node))
         }
+        Place::Inside { node } => sim.node_name(node).to_string(),
         Place::Link { link, dir } => {
             let l = &sim.links()[link.0 as usize];
             let (from, to) = (l.ends[usize::from(dir)].0, l.ends[1 - usize::from(dir)].0);
@@ -45,7 +65,7 @@ pub fn row(sim: &Sim, r: &Record) -> Row {
         What::Received => "received".to_string(),
         What::Forwarded { to } => {
             let node = match r.place {
-                Place::Node { node, .. } => Some(node),
+                Place::Node { node, .. } | Place::Inside { node } => Some(node),
                 Place::Link { .. } => None,
             };
             let out = node
@@ -54,13 +74,21 @@ pub fn row(sim: &Sim, r: &Record) -> Row {
             format!("forwarded {out}")
         }
         What::Dropped(reason) => format!("dropped ({reason})"),
+        What::Conntrack => "conntrack".to_string(),
+        What::Kernel => "kernel".to_string(),
+    };
+    let packet = match &r.text {
+        Some(t) => t.to_string(),
+        None => format!("{:#}", ctsim_packet::Literal(&r.packet)),
     };
     Row {
         time: r.time.to_string(),
         time_ns: r.time.nanos(),
         place,
         event,
-        packet: format!("{:#}", ctsim_packet::Literal(&r.packet)),
+        packet,
+        ctstate: r.ct.map(|c| c.state.name()),
+        invalid: r.ct.and_then(|c| c.invalid),
     }
 }
 
@@ -76,7 +104,10 @@ pub fn text(out: &RunOutput, timeline: bool) -> String {
             let _ = writeln!(
                 s,
                 "{}  {:w_place$}  {:w_event$}  {}",
-                r.time, r.place, r.event, r.packet
+                r.time,
+                r.place,
+                r.event,
+                r.detail()
             );
         }
     }
@@ -167,10 +198,23 @@ pub fn json_lines(out: &RunOutput) -> String {
         s.push('\n');
     };
     for r in &out.rows {
-        line(
-            json!({"type": "event", "time": r.time, "time_ns": r.time_ns, "place": r.place,
-                    "event": r.event, "packet": r.packet}),
-        );
+        let v = match r.event.as_str() {
+            // A conntrack event or kernel message: its text in `line`.
+            "conntrack" | "kernel" => json!({"type": "event", "time": r.time,
+                    "time_ns": r.time_ns, "place": r.place, "event": r.event, "line": r.packet}),
+            _ => {
+                let mut v = json!({"type": "event", "time": r.time, "time_ns": r.time_ns,
+                        "place": r.place, "event": r.event, "packet": r.packet});
+                if let Some(st) = r.ctstate {
+                    v["ctstate"] = json!(st);
+                }
+                if let Some(why) = r.invalid {
+                    v["invalid"] = json!(why);
+                }
+                v
+            }
+        };
+        line(v);
     }
     for a in &out.apps {
         line(

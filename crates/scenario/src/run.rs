@@ -134,10 +134,12 @@ pub fn prepare<'a>(
     opts: &RunOptions,
 ) -> Result<Prepared<'a>, Report> {
     let seed = opts.seed.unwrap_or(s.seed);
-    let needs_records = s
-        .checks
-        .iter()
-        .any(|c| matches!(c.kind, CheckKind::Received { .. } | CheckKind::Seen { .. }));
+    let needs_records = s.checks.iter().any(|c| {
+        matches!(
+            c.kind,
+            CheckKind::Received { .. } | CheckKind::Seen { .. } | CheckKind::CtState { .. }
+        )
+    });
     let lowered = lower::lower(s, source, seed, opts.timeline || needs_records)?;
     let Lowered {
         builder, filters, ..
@@ -156,6 +158,14 @@ pub fn prepare<'a>(
 }
 
 impl Prepared<'_> {
+    /// Runs every event due at or before `at` and hands the run over there
+    /// (for `ctsim conntrack --at`); checks are not judged.
+    pub fn run_to(self, at: Instant) -> Sim {
+        let mut sim = self.sim;
+        sim.run_until(at);
+        sim
+    }
+
     /// Runs to the end, judging each check at its instant.
     pub fn execute(self) -> RunOutput {
         let Prepared {
@@ -180,17 +190,25 @@ impl Prepared<'_> {
         };
         order.sort_by_key(|&i| instant_of(i));
         let mut results: Vec<Option<CheckResult>> = vec![None; s.checks.len()];
+        // The latest instant a check made the run reach (conntrack timers
+        // may have run up to it even when nothing else happened).
+        let mut reached = Instant::ZERO;
         for &i in &order {
             let at = instant_of(i);
             if at != Instant::MAX {
                 sim.run_until(at.min(end));
+                reached = reached.max(at.min(end));
                 results[i] = Some(judge(&sim, s, i, at, &filters));
             }
         }
-        sim.run_until(end);
+        match until {
+            Some(end) => sim.run_until(end),
+            // Conntrack timers alone do not keep a run going.
+            None => sim.run_while_busy(end),
+        }
         let (end, end_reason) = match until {
             Some(u) => (u, "until reached"),
-            None if sim.next_event().is_none() => (sim.last_activity(), "no events left"),
+            None if sim.idle() => (sim.last_activity().max(reached), "no events left"),
             None => (sim.now(), "stopped at the 1-hour cap with events pending"),
         };
         for &i in &order {
@@ -396,5 +414,148 @@ fn judge(
                 detail: format!("{n} (expected {count})"),
             }
         }
+        CheckKind::Table { on, table, assert } => {
+            let name = crate::conntrack::table_name(*table);
+            let lines = match crate::conntrack::router(sim, &on.value) {
+                Ok((_, t)) => crate::conntrack::lines(t, *table, at),
+                Err(e) => {
+                    return CheckResult {
+                        what: format!("{} {name} table{when}", on.value),
+                        passed: false,
+                        detail: e.to_string(),
+                    }
+                }
+            };
+            let listing = || {
+                if lines.is_empty() {
+                    "the table is empty".to_string()
+                } else {
+                    format!("the table holds:\n      {}", lines.join("\n      "))
+                }
+            };
+            match assert {
+                model::TableAssert::Contains(p) => {
+                    let found = lines
+                        .iter()
+                        .find(|l| crate::conntrack::matches(&p.value, l));
+                    CheckResult {
+                        what: format!("{} {name} table contains {:?}{when}", on.value, p.value),
+                        passed: found.is_some(),
+                        detail: found.map_or_else(listing, |l| l.clone()),
+                    }
+                }
+                model::TableAssert::DoesNotContain(p) => {
+                    let found = lines
+                        .iter()
+                        .find(|l| crate::conntrack::matches(&p.value, l));
+                    CheckResult {
+                        what: format!(
+                            "{} {name} table does not contain {:?}{when}",
+                            on.value, p.value
+                        ),
+                        passed: found.is_none(),
+                        detail: found.map_or_else(
+                            || format!("no line matches ({})", counted_lines(lines.len())),
+                            |l| format!("found: {l}"),
+                        ),
+                    }
+                }
+                model::TableAssert::Count(range) => {
+                    let n = lines.len() as u64;
+                    let passed = range.contains(n);
+                    CheckResult {
+                        what: format!("{} {name} table{when}", on.value),
+                        passed,
+                        detail: if passed {
+                            format!(
+                                "{} (expected {})",
+                                counted_lines(lines.len()),
+                                count_words(range)
+                            )
+                        } else {
+                            format!(
+                                "{} (expected {}); {}",
+                                counted_lines(lines.len()),
+                                count_words(range),
+                                listing()
+                            )
+                        },
+                    }
+                }
+            }
+        }
+        CheckKind::CtState {
+            on,
+            filter,
+            state,
+            all,
+        } => {
+            let what = format!(
+                "{} ctstate of {}{:?} is {}{when}",
+                on.value,
+                if *all { "every " } else { "" },
+                filter.value,
+                state.name()
+            );
+            let states = filters
+                .get(&i)
+                .map(|f| crate::conntrack::packet_states(sim, &on.value, at, f))
+                .unwrap_or_default();
+            let want = state.name();
+            let is = |s: &String| s == want || s.starts_with(&format!("{want}:"));
+            let (passed, detail) = match states.first() {
+                None => (false, "no packet matched at this router".to_string()),
+                Some(first) if !*all => (is(first), first.clone()),
+                Some(_) => {
+                    let bad: Vec<&String> = states.iter().filter(|s| !is(s)).collect();
+                    match bad.first() {
+                        None => (
+                            true,
+                            format!(
+                                "{} of {}",
+                                want,
+                                report::counted(states.len() as u64, "packet")
+                            ),
+                        ),
+                        Some(b) => (
+                            false,
+                            format!(
+                                "{} of {} were {b}",
+                                bad.len(),
+                                report::counted(states.len() as u64, "packet")
+                            ),
+                        ),
+                    }
+                }
+            };
+            CheckResult {
+                what,
+                passed,
+                detail,
+            }
+        }
+        CheckKind::Stat { on, stat, value } => {
+            let name = crate::conntrack::stat_name(*stat);
+            let what = format!("{} conntrack -S {name}{when}", on.value);
+            match crate::conntrack::router(sim, &on.value) {
+                Ok((_, t)) => {
+                    let n = crate::conntrack::stat(t.stats(), *stat);
+                    CheckResult {
+                        what,
+                        passed: n == *value,
+                        detail: format!("{n} (expected {value})"),
+                    }
+                }
+                Err(e) => CheckResult {
+                    what,
+                    passed: false,
+                    detail: e.to_string(),
+                },
+            }
+        }
     }
+}
+
+fn counted_lines(n: usize) -> String {
+    report::counted(n as u64, "line")
 }

@@ -619,6 +619,49 @@ impl V<'_> {
         }
     }
 
+    /// A conntrack check names a router that tracks connections.
+    fn tracking_router(&mut self, node: &Spanned<String>) {
+        if !node.span.is_known() {
+            return;
+        }
+        match self.nodes.router(&node.value) {
+            Some(r) if r.conntrack.value => {}
+            Some(r) => {
+                let mut d = Diagnostic::new(format!(
+                    "router `{}` tracks no connections (`conntrack: off`)",
+                    node.value
+                ))
+                .label(node.span, "conntrack checks need conntrack");
+                if r.conntrack.span.is_known() {
+                    d = d.label(r.conntrack.span, "turned off here");
+                }
+                self.err(d.help("remove `conntrack: off` from the router, or this check"));
+            }
+            None if self.nodes.host(&node.value).is_some() => self.err(
+                Diagnostic::new(format!(
+                    "`{}` is a host; conntrack runs on routers",
+                    node.value
+                ))
+                .label(node.span, "a host")
+                .help("name a router in `on:`"),
+            ),
+            None => {
+                let routers: Vec<&str> = self
+                    .s
+                    .routers
+                    .iter()
+                    .map(|r| r.name.value.as_str())
+                    .collect();
+                self.err(unknown(
+                    "router",
+                    &node.value,
+                    node.span,
+                    routers.into_iter(),
+                ));
+            }
+        }
+    }
+
     fn events(&mut self) {
         for e in &self.s.events {
             self.link_exists(&e.link);
@@ -666,6 +709,9 @@ impl V<'_> {
                 },
                 CheckKind::Received { on, .. } | CheckKind::Seen { on, .. } => self.node_exists(on),
                 CheckKind::Dropped { link, .. } => self.link_exists(link),
+                CheckKind::Table { on, .. }
+                | CheckKind::CtState { on, .. }
+                | CheckKind::Stat { on, .. } => self.tracking_router(on),
             }
             if let (Some(at), Some(until)) = (&c.at, &self.s.until) {
                 if at.value > until.value {

@@ -5,10 +5,17 @@
 //! exactly those points:
 //!
 //! ```text
-//! receive ─ check header ─ [PREROUTING] ─ route ─┬─ local ─ [INPUT] ─ answer ─ [OUTPUT] ─ route ─ [POSTROUTING] ─ send
+//! receive ─ check header ─ [PREROUTING] ─ route ─┬─ local ─ [INPUT] ─ answer ─ route ─ [OUTPUT] ─ [POSTROUTING] ─ send
 //!                                                └─ forward ─ TTL ─ DF/MTU ─ TTL-1 ─ [FORWARD] ─ [POSTROUTING] ─ fragment ─ send
 //! ```
+//!
+//! Connection tracking (`ct.rs`) runs where Linux runs it: lookup or
+//! creation at priority -200 of PREROUTING (received packets) and OUTPUT
+//! (the router's own answers and ICMP errors), confirmation as the last step
+//! of POSTROUTING and INPUT. A packet dropped in between gives its entry
+//! back (an unconfirmed entry vanishes with it).
 
+mod ct;
 mod frag;
 mod local;
 mod routes;
@@ -19,7 +26,14 @@ use std::net::Ipv4Addr;
 use ctsim_packet::IcmpError;
 use smoltcp::wire::Ipv4Packet;
 
+pub use ct::CT_TIMER;
+/// The conntrack crate the routers run, for callers that configure or read
+/// their tables.
+pub use ctsim_conntrack as conntrack;
 pub use routes::{Local, Route, Routes};
+
+use ct::{Ct, Tracked};
+use ctsim_conntrack::EntryRef;
 
 use crate::node::{Cx, Node};
 use crate::topology::Cidr;
@@ -50,6 +64,8 @@ pub struct Router {
     addrs: Vec<Option<Cidr>>,
     routes: Routes,
     pub stats: RouterStats,
+    /// Connection tracking; `None` when the router tracks nothing.
+    ct: Option<Ct>,
 }
 
 /// Where the routing decision sends a packet.
@@ -96,7 +112,31 @@ impl Router {
             addrs,
             routes,
             stats: RouterStats::default(),
+            ct: None,
         }
+    }
+
+    /// Tracks connections with `table` (`None`: no conntrack at all, as in
+    /// a Linux namespace where nothing loaded it). `keep_events` keeps every
+    /// `conntrack -E` event for [`conntrack_events`](Self::conntrack_events).
+    pub fn with_conntrack(
+        mut self,
+        table: Option<ctsim_conntrack::Conntrack>,
+        keep_events: bool,
+    ) -> Self {
+        self.ct = table.map(|t| Ct::new(t, keep_events));
+        self
+    }
+
+    /// The router's conntrack table, if it tracks connections.
+    pub fn conntrack(&self) -> Option<&ctsim_conntrack::Conntrack> {
+        self.ct.as_ref().map(|c| &c.table)
+    }
+
+    /// Every conntrack event so far, in order (kept when asked for in
+    /// [`with_conntrack`](Self::with_conntrack)).
+    pub fn conntrack_events(&self) -> &[ctsim_conntrack::Event] {
+        self.ct.as_ref().map_or(&[], |c| c.events.as_slice())
     }
 
     /// The routing decision for `dst`, as `ip route get` would make it.
@@ -122,7 +162,18 @@ impl Router {
     /// (__icmp_send): the address the offending packet was sent to when it
     /// was for the router itself, else the address of the interface the
     /// error leaves through.
-    fn icmp_error(&mut self, cx: &mut Cx<'_>, kind: IcmpError, offending: &[u8]) {
+    ///
+    /// Like Linux's icmp_send (`nf_ct_attach()` in icmp_glue_bits), the
+    /// error is attached to the offending packet's entry as RELATED (or
+    /// RELATED_REPLY): `related` is that reference, and conntrack does not
+    /// look the error up again at OUTPUT.
+    fn icmp_error(
+        &mut self,
+        cx: &mut Cx<'_>,
+        kind: IcmpError,
+        offending: &[u8],
+        related: Option<EntryRef>,
+    ) {
         let ip = Ipv4Packet::new_unchecked(offending);
         let (src, dst) = (ip.src_addr(), ip.dst_addr());
         if ctsim_packet::is_icmp_error(offending)
@@ -131,47 +182,85 @@ impl Router {
             || src.is_broadcast()
             || src.is_multicast()
         {
-            return;
+            return ct::release(&mut self.ct, cx, related);
         }
         let from = match self.route(cx, src) {
             _ if self.routes.local(dst) == Some(Local::Unicast) => dst,
             Decision::Forward { port } => match self.addrs[usize::from(port)] {
                 Some(c) => c.addr,
-                None => return,
+                None => return ct::release(&mut self.ct, cx, related),
             },
-            Decision::Local(_) | Decision::Unreachable(..) => return,
+            Decision::Local(_) | Decision::Unreachable(..) => {
+                return ct::release(&mut self.ct, cx, related)
+            }
         };
         self.stats.icmp_errors_sent += 1;
         let error = ctsim_packet::icmp_error(from, kind, offending);
-        self.output(cx, error);
+        self.output(cx, error, related);
     }
 
-    /// A packet the router itself originates: route it and send it.
-    fn output(&mut self, cx: &mut Cx<'_>, packet: Vec<u8>) {
+    /// A packet the router itself originates: route it, then OUTPUT
+    /// (conntrack at -200, unless the packet is already `attached` to an
+    /// entry) and POSTROUTING (confirm), and send it.
+    fn output(&mut self, cx: &mut Cx<'_>, packet: Vec<u8>, attached: Option<EntryRef>) {
         self.stats.out_requests += 1;
         let dst = Ipv4Packet::new_unchecked(&packet[..]).dst_addr();
         match self.route(cx, dst) {
             Decision::Forward { port, .. } => {
-                cx.record(port, What::Sent, &packet);
+                // [OUTPUT]
+                let t = match attached {
+                    Some(r) => Tracked::attached(r),
+                    None => ct::track(&mut self.ct, cx, &packet, ctsim_conntrack::CtHook::LocalOut),
+                };
+                if t.dropped {
+                    cx.record_ct(port, What::Dropped(DropReason::Conntrack), &packet, t.note);
+                    return ct::flush(&mut self.ct, cx);
+                }
+                // [POSTROUTING]
+                if !ct::confirm(&mut self.ct, cx, t.r) {
+                    cx.record_ct(port, What::Dropped(DropReason::Conntrack), &packet, t.note);
+                    return ct::flush(&mut self.ct, cx);
+                }
+                cx.record_ct(port, What::Sent, &packet, t.note);
+                ct::flush(&mut self.ct, cx);
                 cx.transmit(port, packet);
             }
-            // Nowhere to send our own packet: Linux fails the send (ENETUNREACH).
-            Decision::Local(_) | Decision::Unreachable(..) => self.stats.out_no_routes += 1,
+            // Nowhere to send our own packet: Linux fails the send
+            // (ENETUNREACH) before OUTPUT.
+            Decision::Local(_) | Decision::Unreachable(..) => {
+                self.stats.out_no_routes += 1;
+                ct::release(&mut self.ct, cx, attached);
+            }
         }
     }
 
-    /// INPUT: the packet is for the router. A broadcast gets no answer:
-    /// Linux ignores broadcast pings (icmp_echo_ignore_broadcasts=1) and
-    /// sends neither RST nor ICMP errors about broadcasts.
-    fn local_in(&mut self, cx: &mut Cx<'_>, port: u16, packet: Vec<u8>, kind: Local) {
-        self.stats.delivered += 1;
-        cx.record(port, What::Received, &packet);
-        if kind == Local::Broadcast {
-            return;
+    /// INPUT: the packet is for the router; conntrack confirms it as the
+    /// hook's last step. A broadcast gets no answer: Linux ignores broadcast
+    /// pings (icmp_echo_ignore_broadcasts=1) and sends neither RST nor ICMP
+    /// errors about broadcasts.
+    fn local_in(&mut self, cx: &mut Cx<'_>, port: u16, packet: Vec<u8>, kind: Local, t: Tracked) {
+        let answer = match kind {
+            Local::Broadcast => local::Answer::Nothing,
+            Local::Unicast => local::answer(&packet),
+        };
+        // An ICMP error keeps a reference to the packet's entry (the skb
+        // icmp_send quotes is still attached to it after INPUT).
+        let related = match answer {
+            local::Answer::Error(_) => ct::attach(&mut self.ct, t.r.as_ref()),
+            _ => None,
+        };
+        // [INPUT]
+        if !ct::confirm(&mut self.ct, cx, t.r) {
+            ct::release(&mut self.ct, cx, related);
+            cx.record_ct(port, What::Dropped(DropReason::Conntrack), &packet, t.note);
+            return ct::flush(&mut self.ct, cx);
         }
-        match local::answer(&packet) {
-            local::Answer::Reply(reply) => self.output(cx, reply),
-            local::Answer::Error(kind) => self.icmp_error(cx, kind, &packet),
+        self.stats.delivered += 1;
+        cx.record_ct(port, What::Received, &packet, t.note);
+        ct::flush(&mut self.ct, cx);
+        match answer {
+            local::Answer::Reply(reply) => self.output(cx, reply, None),
+            local::Answer::Error(kind) => self.icmp_error(cx, kind, &packet, related),
             local::Answer::Nothing => {}
         }
     }
@@ -179,38 +268,69 @@ impl Router {
     /// The steps of Linux's ip_forward, in its order: TTL, then the MTU
     /// check on the datagram as received, then the TTL decrement, then the
     /// FORWARD hook; POSTROUTING, then fragmentation, in ip_output.
-    fn forward(&mut self, cx: &mut Cx<'_>, in_port: u16, mut packet: Vec<u8>, out: u16) {
+    fn forward(
+        &mut self,
+        cx: &mut Cx<'_>,
+        in_port: u16,
+        mut packet: Vec<u8>,
+        out: u16,
+        t: Tracked,
+    ) {
         let ip = Ipv4Packet::new_unchecked(&packet[..]);
         if ip.hop_limit() <= 1 {
-            cx.record(in_port, What::Dropped(DropReason::TtlExceeded), &packet);
-            return self.icmp_error(cx, IcmpError::TimeExceeded, &packet);
+            cx.record_ct(
+                in_port,
+                What::Dropped(DropReason::TtlExceeded),
+                &packet,
+                t.note,
+            );
+            let related = ct::attach(&mut self.ct, t.r.as_ref());
+            self.icmp_error(cx, IcmpError::TimeExceeded, &packet, related);
+            return ct::release(&mut self.ct, cx, t.r);
         }
         let mtu = cx.ports[usize::from(out)].mtu as usize;
         if packet.len() > mtu && ip.dont_frag() {
-            cx.record(in_port, What::Dropped(DropReason::FragNeeded), &packet);
+            cx.record_ct(
+                in_port,
+                What::Dropped(DropReason::FragNeeded),
+                &packet,
+                t.note,
+            );
             let kind = IcmpError::FragNeeded {
                 mtu: mtu.min(usize::from(u16::MAX)) as u16,
             };
-            return self.icmp_error(cx, kind, &packet);
+            let related = ct::attach(&mut self.ct, t.r.as_ref());
+            self.icmp_error(cx, kind, &packet, related);
+            return ct::release(&mut self.ct, cx, t.r);
         }
         let mut ip = Ipv4Packet::new_unchecked(&mut packet[..]);
         ip.set_hop_limit(ip.hop_limit() - 1);
         ip.fill_checksum();
         // [FORWARD]
-        // [POSTROUTING]
+        // [POSTROUTING]: confirm is its last step, before fragmentation.
+        if !ct::confirm(&mut self.ct, cx, t.r) {
+            cx.record_ct(
+                in_port,
+                What::Dropped(DropReason::Conntrack),
+                &packet,
+                t.note,
+            );
+            return ct::flush(&mut self.ct, cx);
+        }
         self.stats.forwarded += 1;
         if packet.len() > mtu {
             let pieces = frag::fragment(&packet, mtu);
             self.stats.frag_creates += pieces.len() as u64;
             for piece in pieces {
-                cx.record(in_port, What::Forwarded { to: out }, &piece);
+                cx.record_ct(in_port, What::Forwarded { to: out }, &piece, t.note);
                 cx.transmit(out, piece);
             }
-            return;
+            return ct::flush(&mut self.ct, cx);
         }
         if cx.tracing() {
-            cx.record(in_port, What::Forwarded { to: out }, &packet);
+            cx.record_ct(in_port, What::Forwarded { to: out }, &packet, t.note);
         }
+        ct::flush(&mut self.ct, cx);
         cx.transmit(out, packet);
     }
 }
@@ -225,18 +345,36 @@ impl Node for Router {
             return cx.record(port, What::Dropped(DropReason::Malformed), &packet);
         };
         // [PREROUTING]
-        match self.route(cx, dst) {
-            Decision::Local(kind) => self.local_in(cx, port, packet, kind),
-            Decision::Forward { port: out } => self.forward(cx, port, packet, out),
-            Decision::Unreachable(kind, reason) => {
-                self.stats.out_no_routes += 1;
-                cx.record(port, What::Dropped(reason), &packet);
-                self.icmp_error(cx, kind, &packet);
+        let t = ct::track(
+            &mut self.ct,
+            cx,
+            &packet,
+            ctsim_conntrack::CtHook::PreRouting,
+        );
+        if t.dropped {
+            cx.record_ct(port, What::Dropped(DropReason::Conntrack), &packet, t.note);
+            ct::flush(&mut self.ct, cx);
+        } else {
+            match self.route(cx, dst) {
+                Decision::Local(kind) => self.local_in(cx, port, packet, kind, t),
+                Decision::Forward { port: out } => self.forward(cx, port, packet, out, t),
+                Decision::Unreachable(kind, reason) => {
+                    self.stats.out_no_routes += 1;
+                    cx.record_ct(port, What::Dropped(reason), &packet, t.note);
+                    let related = ct::attach(&mut self.ct, t.r.as_ref());
+                    self.icmp_error(cx, kind, &packet, related);
+                    ct::release(&mut self.ct, cx, t.r);
+                }
             }
         }
+        ct::schedule(&mut self.ct, cx);
     }
 
-    fn wake(&mut self, _cx: &mut Cx<'_>, _token: u64) {}
+    fn wake(&mut self, cx: &mut Cx<'_>, token: u64) {
+        if token == CT_TIMER {
+            ct::timer(&mut self.ct, cx);
+        }
+    }
 
     fn as_any(&self) -> &dyn Any {
         self
@@ -248,4 +386,121 @@ impl Node for Router {
 fn valid_header(packet: &[u8]) -> Option<Ipv4Addr> {
     let ip = Ipv4Packet::new_checked(packet).ok()?;
     (ip.version() == 4 && ip.verify_checksum()).then(|| ip.dst_addr())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raw::{RawHost, RawSend};
+    use crate::time::{Duration, Instant};
+    use crate::{Builder, LinkParams, PortSpec};
+    use ctsim_conntrack::{Conntrack, Filter, FormatOpts, Table};
+
+    fn cidr(s: &str) -> Cidr {
+        let (a, l) = s.split_once('/').unwrap();
+        Cidr::new(a.parse().unwrap(), l.parse().unwrap())
+    }
+
+    fn port(name: &str, addr: &str) -> Vec<PortSpec> {
+        vec![PortSpec {
+            name: name.into(),
+            addr: Some(cidr(addr)),
+        }]
+    }
+
+    /// A raw client, a tracking router and a raw server; the client sends
+    /// `packets` (literals) at 1 ms intervals.
+    fn world(packets: &[&str]) -> (crate::Sim, crate::NodeId) {
+        let sends = packets
+            .iter()
+            .enumerate()
+            .map(|(i, p)| RawSend {
+                at: Instant::from_nanos(1_000_000 * (i as u64 + 1)),
+                packet: ctsim_packet::parse(p, &|_| None).unwrap(),
+                count: 1,
+                interval: Duration::ZERO,
+                port: Some(0),
+            })
+            .collect();
+        let mut b = Builder::new(1);
+        let c = b.add_node(
+            "c",
+            port("eth0", "192.0.2.2/24"),
+            Box::new(RawHost::new(sends)),
+        );
+        let s = b.add_node(
+            "s",
+            port("eth0", "198.51.100.2/24"),
+            Box::new(RawHost::new(vec![])),
+        );
+        let addrs = vec![Some(cidr("192.0.2.1/24")), Some(cidr("198.51.100.1/24"))];
+        let router = Router::new(addrs, &[]).with_conntrack(Some(Conntrack::default()), true);
+        let mut ports = port("lan0", "192.0.2.1/24");
+        ports.extend(port("wan0", "198.51.100.1/24"));
+        let r = b.add_node("r", ports, Box::new(router));
+        b.add_link("a", (c, 0), (r, 0), LinkParams::default())
+            .unwrap();
+        b.add_link("b", (s, 0), (r, 1), LinkParams::default())
+            .unwrap();
+        (b.build(), r)
+    }
+
+    fn table(sim: &crate::Sim, r: crate::NodeId) -> &Conntrack {
+        let router = sim.node(r).as_any().downcast_ref::<Router>().unwrap();
+        router.conntrack().unwrap()
+    }
+
+    fn listing(sim: &crate::Sim, r: crate::NodeId, at: Instant) -> String {
+        let now = ctsim_conntrack::time::Instant(at.nanos());
+        table(sim, r)
+            .conntrack_l(
+                Table::Conntrack,
+                &Filter::default(),
+                FormatOpts::default(),
+                now,
+            )
+            .0
+    }
+
+    /// A packet dropped before POSTROUTING (TTL exceeded) leaves no entry;
+    /// the router's ICMP error is RELATED to the unconfirmed entry and does
+    /// not confirm it either.
+    #[test]
+    fn dropped_before_confirm_leaves_nothing() {
+        let (mut sim, r) = world(&["udp 192.0.2.2:4000 > 198.51.100.2:53 ttl=1 len=4"]);
+        sim.run_while_busy(Instant::MAX);
+        assert_eq!(table(&sim, r).count(), 0);
+        let states: Vec<_> = sim
+            .records()
+            .iter()
+            .filter_map(|rec| rec.ct.map(|n| n.state.name()))
+            .collect();
+        assert_eq!(states, ["NEW", "RELATED"]);
+        assert!(sim.records().iter().all(|rec| rec.what != What::Conntrack));
+    }
+
+    /// Entries expire through a background wake-up at their deadline, which
+    /// does not keep a run without an end time alive.
+    #[test]
+    fn timers_expire_entries_in_the_background() {
+        let (mut sim, r) = world(&["udp 192.0.2.2:4000 > 198.51.100.2:53 len=4"]);
+        sim.run_while_busy(Instant::MAX);
+        assert!(sim.idle() && sim.next_event().is_some());
+        assert_eq!(sim.last_activity(), Instant::from_nanos(1_000_000));
+        let at = Instant::from_nanos(2_000_000);
+        assert!(listing(&sim, r, at).starts_with("udp      17 29 src=192.0.2.2"));
+        // The entry is due 30 s after it was confirmed at 1 ms.
+        sim.run_until(Instant::from_nanos(30_000_999_999));
+        assert_eq!(table(&sim, r).count(), 1);
+        sim.run_until(Instant::from_nanos(30_001_000_000));
+        assert_eq!(table(&sim, r).count(), 0);
+        let router = sim.node(r).as_any().downcast_ref::<Router>().unwrap();
+        let kinds: Vec<String> = router
+            .conntrack_events()
+            .iter()
+            .map(|e| e.line(FormatOpts::default())[..10].to_string())
+            .collect();
+        assert_eq!(kinds, ["    [NEW] ", "[DESTROY] "]);
+        assert!(sim.next_event().is_none());
+    }
 }

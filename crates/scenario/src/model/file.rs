@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::values::{Bandwidth, Cidr, Duration, Ip, Probability, RouteDest, ScalarText, Target};
-use super::{AppState, CloseMode, DropReason, Stack};
+use super::{AppState, CloseMode, CtStat, CtStateName, CtTable, DropReason, Stack, Which};
 use crate::diag::{Span, Spanned};
 
 /// A YAML mapping from names to values, in file order, each name with its position.
@@ -124,8 +124,20 @@ pub struct RouterFile {
     pub routes: Option<Vec<Spanned<RouteFile>>>,
     /// Netfilter rules in iptables-restore format (as iptables-save prints them).
     pub ruleset: Option<Spanned<String>>,
-    /// Kernel settings by name, e.g. `net.netfilter.nf_conntrack_max: 262144`.
+    /// Kernel settings by name, e.g. `net.netfilter.nf_conntrack_max: 262144` (the conntrack
+    /// sysctls under `net.netfilter.`, with Linux's names and defaults).
     pub sysctl: Option<NamedMap<Spanned<ScalarText>>>,
+    /// Connection tracking: `on` (default; the router tracks every packet) or `off` (no
+    /// conntrack at all, like a Linux namespace where nothing loaded it).
+    pub conntrack: Option<Spanned<Switch>>,
+}
+
+/// `on` or `off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Switch {
+    On,
+    Off,
 }
 
 /// A static route.
@@ -371,7 +383,8 @@ pub struct EventFile {
 
 /// Something that must hold at the end of the run, or at `at:`. The kind is given by its key:
 /// `app:` (an app's outcome), `received:` (packets a node received), `dropped:` (packets a link
-/// dropped), `seen:` (packets seen at a node).
+/// dropped), `seen:` (packets seen at a node), `table:` (a router's conntrack table), `packet:`
+/// (the conntrack state of packets at a router), `stat:` (a `conntrack -S` counter).
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 #[schemars(rename = "Check")]
@@ -411,6 +424,25 @@ pub struct CheckFile {
     pub dropped: Option<Spanned<u64>>,
     /// (dropped) Count only drops for this reason: `loss`, `queue`, `mtu` or `down`.
     pub reason: Option<Spanned<DropReason>>,
+    /// A conntrack table of the router `on:` as `conntrack -L` lists it: `conntrack`,
+    /// `expect`, `dying` or `unconfirmed`; with `contains`, `does-not-contain` or `count`.
+    pub table: Option<Spanned<CtTable>>,
+    /// (table) A line contains this text (`*` matches any run of characters).
+    pub contains: Option<Spanned<String>>,
+    /// (table) No line contains this text (`*` matches any run of characters).
+    pub does_not_contain: Option<Spanned<String>>,
+    /// Packets at the router `on:` matching this filter; with `ctstate`.
+    pub packet: Option<Spanned<String>>,
+    /// (packet) The conntrack state the packet had there: `NEW`, `ESTABLISHED`, `RELATED`,
+    /// `INVALID` or `UNTRACKED`.
+    pub ctstate: Option<Spanned<CtStateName>>,
+    /// (packet) `first` (default): the first matching packet; `all`: every one.
+    pub which: Option<Spanned<Which>>,
+    /// A `conntrack -S` counter of the router `on:` (`invalid`, `drop`, `early_drop`, …); with
+    /// `value`.
+    pub stat: Option<Spanned<CtStat>>,
+    /// (stat) The counter's value.
+    pub value: Option<Spanned<u64>>,
 }
 
 /// A key that may be null (`received:` alone means every packet): present-but-null becomes `""`.
@@ -420,7 +452,9 @@ fn nullable_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Spanned<Str
 }
 
 /// Keys that pick the kind of a check.
-pub const CHECK_SELECTORS: &[&str] = &["app", "received", "dropped", "seen"];
+pub const CHECK_SELECTORS: &[&str] = &[
+    "app", "received", "dropped", "seen", "table", "packet", "stat",
+];
 
 /// Keys of each check kind (named after its selector key); `at` is allowed everywhere.
 pub const CHECK_KINDS: &[KindKeys] = &[
@@ -444,6 +478,21 @@ pub const CHECK_KINDS: &[KindKeys] = &[
         required: &["on", "seen"],
         optional: &["count", "min", "max"],
     },
+    KindKeys {
+        kind: "table",
+        required: &["on", "table"],
+        optional: &["contains", "does-not-contain", "count", "min", "max"],
+    },
+    KindKeys {
+        kind: "packet",
+        required: &["on", "packet", "ctstate"],
+        optional: &["which"],
+    },
+    KindKeys {
+        kind: "stat",
+        required: &["on", "stat", "value"],
+        optional: &[],
+    },
 ];
 
 impl CheckFile {
@@ -456,7 +505,9 @@ impl CheckFile {
         p!(app => "app", bytes_sent => "bytes-sent", bytes_received => "bytes-received",
            state => "state", replies => "replies", error => "error", on => "on",
            received => "received", seen => "seen", count => "count", min => "min", max => "max",
-           link => "link", dropped => "dropped", reason => "reason");
+           link => "link", dropped => "dropped", reason => "reason", table => "table",
+           contains => "contains", does_not_contain => "does-not-contain", packet => "packet",
+           ctstate => "ctstate", which => "which", stat => "stat", value => "value");
         v
     }
 }

@@ -1,0 +1,167 @@
+//! The router's connection tracking: the calls into `ctsim-conntrack` at the
+//! hook points, the events and kernel messages it emits, and its timers.
+//!
+//! Each function takes the router's `Option<Ct>`; with `None` (conntrack
+//! off) they do nothing and every packet goes on untracked and unmarked.
+//! Timers: after every input the router asks the table for its next
+//! deadline (`poll_timeout`) and keeps one background wake-up scheduled at
+//! the earliest one; when it fires, `handle_timeout` expires what is due.
+//! Nothing runs per tick, and the wake-ups do not keep a run alive.
+
+use ctsim_conntrack::{time, Conntrack, CtHook, EntryRef, Event, Verdict, Zone};
+
+use crate::node::{Cx, BACKGROUND};
+use crate::time::Instant;
+use crate::trace::{CtNote, What};
+
+/// The wake token of the conntrack timer, as the router receives it.
+pub const CT_TIMER: u64 = BACKGROUND | 1;
+
+/// A router's conntrack table and what the router keeps about it.
+pub(super) struct Ct {
+    pub table: Conntrack,
+    /// Every event so far, when kept (for `ctsim conntrack -E`).
+    pub events: Vec<Event>,
+    keep_events: bool,
+    /// The earliest timer wake-up pending in the queue.
+    wake: Option<Instant>,
+}
+
+impl Ct {
+    pub fn new(table: Conntrack, keep_events: bool) -> Self {
+        Ct {
+            table,
+            events: Vec::new(),
+            keep_events,
+            wake: None,
+        }
+    }
+}
+
+/// What conntrack made of a packet at PREROUTING or OUTPUT.
+pub(super) struct Tracked {
+    /// The packet's reference to its entry: confirm or release it.
+    pub r: Option<EntryRef>,
+    /// Its state for the trace (`None` when not tracked).
+    pub note: Option<CtNote>,
+    /// Conntrack dropped the packet (table full).
+    pub dropped: bool,
+}
+
+impl Tracked {
+    /// A packet already attached to an entry (`nf_ct_attach()`): conntrack
+    /// leaves it alone at OUTPUT.
+    pub fn attached(r: EntryRef) -> Self {
+        Tracked {
+            note: Some(CtNote {
+                state: r.ctinfo().state(),
+                invalid: None,
+            }),
+            r: Some(r),
+            dropped: false,
+        }
+    }
+}
+
+/// `nf_ct_attach()`: a reference to the entry of packet `r` for a packet
+/// the router makes about it (an ICMP error), which travels the other way:
+/// RELATED_REPLY about an original-direction packet, RELATED about a reply.
+pub(super) fn attach(ct: &mut Option<Ct>, r: Option<&EntryRef>) -> Option<EntryRef> {
+    let (c, r) = (ct.as_mut()?, r?);
+    let ctinfo = match r.dir() {
+        ctsim_conntrack::Dir::Original => ctsim_conntrack::CtInfo::RelatedReply,
+        ctsim_conntrack::Dir::Reply => ctsim_conntrack::CtInfo::Related,
+    };
+    Some(c.table.attach(r, ctinfo))
+}
+
+fn now(cx: &Cx<'_>) -> time::Instant {
+    time::Instant(cx.now.nanos())
+}
+
+/// Conntrack at priority -200 of PREROUTING or OUTPUT.
+pub(super) fn track(ct: &mut Option<Ct>, cx: &Cx<'_>, packet: &[u8], hook: CtHook) -> Tracked {
+    let Some(c) = ct else {
+        return Tracked {
+            r: None,
+            note: None,
+            dropped: false,
+        };
+    };
+    let res = c.table.handle_packet(packet, hook, Zone::DEFAULT, now(cx));
+    if let Verdict::Drop { .. } = res.verdict {
+        return Tracked {
+            r: None,
+            note: None,
+            dropped: true,
+        };
+    }
+    let note = CtNote {
+        state: res.state(),
+        invalid: res.invalid_reason(),
+    };
+    Tracked {
+        r: res.ct,
+        note: Some(note),
+        dropped: false,
+    }
+}
+
+/// Confirmation, the last step of POSTROUTING or INPUT. `false`: conntrack
+/// dropped the packet (a clash it could not resolve).
+pub(super) fn confirm(ct: &mut Option<Ct>, cx: &Cx<'_>, r: Option<EntryRef>) -> bool {
+    match (ct, r) {
+        (Some(c), Some(r)) => c.table.confirm(r, now(cx)).verdict == Verdict::Accept,
+        _ => true,
+    }
+}
+
+/// The packet was dropped before confirmation: give its reference back.
+pub(super) fn release(ct: &mut Option<Ct>, cx: &mut Cx<'_>, r: Option<EntryRef>) {
+    if let (Some(c), Some(r)) = (ct.as_mut(), r) {
+        c.table.release(r);
+    }
+    flush(ct, cx);
+}
+
+/// Moves the table's pending events and kernel messages into the trace
+/// (and the kept event list).
+pub(super) fn flush(ct: &mut Option<Ct>, cx: &mut Cx<'_>) {
+    let Some(c) = ct else { return };
+    while let Some(ev) = c.table.poll_event() {
+        if cx.tracing() {
+            cx.record_text(What::Conntrack, ev.to_string());
+        }
+        if c.keep_events {
+            c.events.push(ev);
+        }
+    }
+    while let Some(log) = c.table.poll_log() {
+        if cx.tracing() {
+            cx.record_text(What::Kernel, log.text);
+        }
+    }
+}
+
+/// Keeps one wake-up scheduled at the table's next deadline.
+pub(super) fn schedule(ct: &mut Option<Ct>, cx: &mut Cx<'_>) {
+    let Some(c) = ct else { return };
+    if let Some(next) = c.table.poll_timeout() {
+        let at = Instant::from_nanos(next.0).max(cx.now);
+        if c.wake.is_none_or(|w| at < w) {
+            cx.wake_background(at, CT_TIMER);
+            c.wake = Some(at);
+        }
+    }
+}
+
+/// A timer wake-up: expire what is due, report it, schedule the next one.
+pub(super) fn timer(ct: &mut Option<Ct>, cx: &mut Cx<'_>) {
+    let Some(c) = ct else { return };
+    if c.wake.is_some_and(|w| w <= cx.now) {
+        c.wake = None;
+    }
+    c.table.handle_timeout(now(cx));
+    flush(ct, cx);
+    schedule(ct, cx);
+}
