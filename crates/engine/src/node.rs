@@ -46,6 +46,7 @@ pub trait Node: Any {
         Vec::new()
     }
     fn as_any(&self) -> &dyn Any;
+    fn as_any_mut(&mut self) -> &mut dyn Any;
 }
 
 /// Everything a node may touch while the engine runs it.

@@ -318,6 +318,12 @@ impl Sim {
         self.nodes[id.0 as usize].as_ref()
     }
 
+    /// The node itself, for a driver that arms something on it between
+    /// events (e.g. a probe inside a router's next packet walk).
+    pub fn node_mut(&mut self, id: NodeId) -> &mut dyn Node {
+        self.nodes[id.0 as usize].as_mut()
+    }
+
     pub fn node_count(&self) -> usize {
         self.nodes.len()
     }

@@ -379,6 +379,10 @@ impl Node for Router {
     fn as_any(&self) -> &dyn Any {
         self
     }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
 }
 
 /// The destination of a datagram whose IPv4 header Linux's ip_rcv would
