@@ -85,6 +85,10 @@ enum Command {
         /// Datagrams per flow.
         #[arg(long, default_value_t = 2000)]
         packets: u64,
+        /// Let the router track connections (off by default, as in the
+        /// criterion benchmark, which measures forwarding alone).
+        #[arg(long)]
+        conntrack: bool,
     },
 }
 
@@ -282,8 +286,14 @@ fn main() -> ExitCode {
             ));
             ExitCode::SUCCESS
         }
-        Command::Dumbbell { flows, packets } => {
-            out(&ctsim_scenario::generate::dumbbell(flows, packets));
+        Command::Dumbbell {
+            flows,
+            packets,
+            conntrack,
+        } => {
+            out(&ctsim_scenario::generate::dumbbell(
+                flows, packets, conntrack,
+            ));
             ExitCode::SUCCESS
         }
         Command::Graph { file } => match load(&file) {

@@ -62,9 +62,28 @@ pub struct Cx<'a> {
     pub(crate) acted: bool,
     /// Background wake-ups pending in the queue (the run's count).
     pub(crate) background: &'a mut u64,
+    /// Packet buffers that finished their journey, for reuse.
+    pub(crate) pool: &'a mut Vec<Vec<u8>>,
 }
 
+/// Buffers kept for reuse at most; beyond this a finished packet is freed.
+const POOL_MAX: usize = 4096;
+
 impl Cx<'_> {
+    /// An empty packet buffer, reused from a packet that has finished
+    /// (so a steady flow allocates nothing per packet).
+    pub fn buffer(&mut self) -> Vec<u8> {
+        self.pool.pop().unwrap_or_default()
+    }
+
+    /// Hands back a packet the node is done with.
+    pub fn recycle(&mut self, mut packet: Vec<u8>) {
+        if self.pool.len() < POOL_MAX {
+            packet.clear();
+            self.pool.push(packet);
+        }
+    }
+
     /// Hands `packet` to the link on `port`. An unattached port drops it.
     pub fn transmit(&mut self, port: u16, packet: Vec<u8>) {
         self.acted = true;

@@ -80,6 +80,7 @@ impl Node for RawHost {
     fn receive(&mut self, cx: &mut Cx<'_>, port: u16, packet: Vec<u8>) {
         self.received += 1;
         cx.record(port, What::Received, &packet);
+        cx.recycle(packet);
     }
 
     fn wake(&mut self, cx: &mut Cx<'_>, token: u64) {
@@ -88,7 +89,9 @@ impl Node for RawHost {
             return;
         };
         cx.record(port, What::Sent, &send.packet);
-        cx.transmit(port, send.packet.clone());
+        let mut packet = cx.buffer();
+        packet.extend_from_slice(&send.packet);
+        cx.transmit(port, packet);
         self.sent[i] += 1;
         if self.sent[i] < send.count {
             cx.wake_at(cx.now + send.interval, token);

@@ -162,6 +162,7 @@ impl Builder {
             background: 0,
             events: 0,
             last_activity: Instant::ZERO,
+            pool: Vec::new(),
         }
     }
 }
@@ -184,6 +185,8 @@ pub struct Sim {
     /// When the last event that did something happened (a wake-up that
     /// found nothing to do, such as an expired but moot timeout, does not count).
     last_activity: Instant,
+    /// Packet buffers for reuse (see [`Cx::buffer`]).
+    pool: Vec<Vec<u8>>,
 }
 
 impl Sim {
@@ -275,6 +278,7 @@ impl Sim {
             trace: &mut self.trace,
             acted: false,
             background: &mut self.background,
+            pool: &mut self.pool,
         };
         f(self.nodes[i].as_mut(), &mut cx);
         cx.acted

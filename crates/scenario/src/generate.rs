@@ -9,8 +9,10 @@ use ctsim_engine::dumbbell::{addr, MAX_FLOWS};
 /// N raw clients and N raw servers, each on its own 1 Gbit/s, 1 ms link to
 /// one router; each client sends `packets` 512-byte UDP datagrams to its
 /// server, one every `flows` × 10 µs, so the offered load is 100,000
-/// datagrams per simulated second whatever the flow count.
-pub fn dumbbell(flows: u32, packets: u64) -> String {
+/// datagrams per simulated second whatever the flow count. The router
+/// tracks connections only with `conntrack` (the criterion benchmark
+/// measures forwarding alone).
+pub fn dumbbell(flows: u32, packets: u64, conntrack: bool) -> String {
     let flows = flows.clamp(1, MAX_FLOWS);
     let interval_us = 10 * u64::from(flows);
     let mut y = String::new();
@@ -26,7 +28,8 @@ pub fn dumbbell(flows: u32, packets: u64) -> String {
         let _ = writeln!(y, "  c{i}: {{ stack: none, addr: {} }}", addr(c, 2));
         let _ = writeln!(y, "  s{i}: {{ stack: none, addr: {} }}", addr(s, 2));
     }
-    let _ = writeln!(y, "routers:\n  r:\n    interfaces:");
+    let ct = if conntrack { "on" } else { "off" };
+    let _ = writeln!(y, "routers:\n  r:\n    conntrack: {ct}\n    interfaces:");
     for k in 0..2 * flows {
         let _ = writeln!(y, "      p{k}: {}", addr(k, 1));
     }
@@ -57,7 +60,7 @@ mod tests {
 
     #[test]
     fn generated_dumbbell_loads_and_forwards_every_datagram() {
-        let text = dumbbell(3, 4);
+        let text = dumbbell(3, 4, true);
         let (s, source) = crate::load("dumbbell.yaml", &text).expect("valid scenario");
         let out = crate::run(&s, &source, &crate::RunOptions::default()).expect("runs");
         let lines = crate::run::router_rates(&out, 1.0);
