@@ -15,7 +15,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use ctsim_scenario::model::Duration;
+use ctsim_scenario::conntrack::Query;
+use ctsim_scenario::model::{CtTable, Duration};
 use ctsim_scenario::{graph, lower, report, RunOptions};
 use ctsim_tests::root;
 
@@ -97,6 +98,85 @@ enum Command {
     Graph {
         file: String,
     },
+    /// `ctsim conntrack FILE --node R --at T [-L [TABLE]] [-o extended] [-S] [-C] [-E]`.
+    Conntrack {
+        file: String,
+        node: String,
+        at: Duration,
+        /// The query, or the error the binary prints for a bad combination.
+        query: Result<Query, String>,
+        extended: bool,
+    },
+}
+
+/// The arguments of `ctsim conntrack`, parsed and then checked as
+/// `sim/src/main.rs` checks them (one of -L, -S, -C, -E; `-o extended`; a
+/// known table). Errors the binary reports itself become `Err` in `query`.
+fn parse_conntrack(args: &[&str]) -> Result<Command, String> {
+    let (mut file, mut node, mut at) = (None, None, None);
+    let (mut list, mut output) = (None::<String>, None::<String>);
+    let (mut stats, mut count, mut events) = (false, false, false);
+    let mut i = 0;
+    while i < args.len() {
+        let next = args.get(i + 1).copied();
+        let value = |flag: &str| {
+            next.map(str::to_string)
+                .ok_or(format!("{flag} needs a value"))
+        };
+        match args[i] {
+            "--node" => (node, i) = (Some(value("--node")?), i + 1),
+            "--at" => {
+                let v = value("--at")?;
+                let d: Duration = v.parse().map_err(|e| format!("bad --at: {e}"))?;
+                (at, i) = (Some(d), i + 1);
+            }
+            // As clap's `num_args = 0..=1`: the next word is the table unless it is a flag.
+            "-L" | "--dump" => match next {
+                Some(t) if !t.starts_with('-') => (list, i) = (Some(t.to_string()), i + 1),
+                _ => list = Some("conntrack".into()),
+            },
+            "-o" | "--output" => (output, i) = (Some(value("-o")?), i + 1),
+            "-S" | "--stats" => stats = true,
+            "-C" | "--count" => count = true,
+            "-E" | "--event" => events = true,
+            flag if flag.starts_with('-') => return Err(format!("{flag} is not supported here")),
+            path if file.is_none() => file = Some(path.to_string()),
+            _ => return Err("`ctsim conntrack` takes one FILE".into()),
+        }
+        i += 1;
+    }
+    let modes = [list.is_some(), stats, count, events];
+    let query = if modes.iter().filter(|&&m| m).count() > 1 {
+        Err("error: give one of -L, -S, -C and -E".to_string())
+    } else if output.as_deref().is_some_and(|o| o != "extended") {
+        Err(format!(
+            "error: unknown output format `{}` (ctsim prints `-o extended`)",
+            output.as_deref().unwrap_or_default()
+        ))
+    } else if stats {
+        Ok(Query::Stats)
+    } else if count {
+        Ok(Query::Count)
+    } else if events {
+        Ok(Query::Events)
+    } else {
+        match list.as_deref().unwrap_or("conntrack") {
+            "conntrack" => Ok(Query::List(CtTable::Conntrack)),
+            "expect" => Ok(Query::List(CtTable::Expect)),
+            "dying" => Ok(Query::List(CtTable::Dying)),
+            "unconfirmed" => Ok(Query::List(CtTable::Unconfirmed)),
+            other => Err(format!(
+                "error: unknown table `{other}`: conntrack, expect, dying or unconfirmed"
+            )),
+        }
+    };
+    Ok(Command::Conntrack {
+        file: file.ok_or("`ctsim conntrack` needs a FILE")?,
+        node: node.ok_or("`ctsim conntrack` needs --node")?,
+        at: at.ok_or("`ctsim conntrack` needs --at")?,
+        query,
+        extended: output.is_some(),
+    })
 }
 
 fn parse_command(command: &str) -> Result<Command, String> {
@@ -155,8 +235,9 @@ fn parse_command(command: &str) -> Result<Command, String> {
         "graph" => Ok(Command::Graph {
             file: one_file(args)?,
         }),
+        "conntrack" => parse_conntrack(args),
         other => Err(format!(
-            "`ctsim {other}` is not supported here (use run, check FILE… or graph)"
+            "`ctsim {other}` is not supported here (use run, check FILE…, graph or conntrack)"
         )),
     }
 }
@@ -221,6 +302,39 @@ fn execute(command: &Command) -> (String, u8) {
             Ok((s, _)) => (graph::dot(&s), 0),
             Err(diagnostics) => (diagnostics, 2),
         },
+        Command::Conntrack {
+            file,
+            node,
+            at,
+            query,
+            extended,
+        } => {
+            // As `conntrack` in sim/src/main.rs: check the flags, load, run to
+            // the instant, print stdout and then the stderr summary line.
+            let q = match query {
+                Ok(q) => *q,
+                Err(error) => return (format!("{error}\n"), 2),
+            };
+            let (s, source) = match load(file) {
+                Ok(x) => x,
+                Err(diagnostics) => return (diagnostics, 2),
+            };
+            let at = lower::instant(*at);
+            let opts = RunOptions {
+                until: Some(at),
+                timeline: q == Query::Events,
+                ..RunOptions::default()
+            };
+            let prepared = match ctsim_scenario::run::prepare(&s, &source, &opts) {
+                Ok(p) => p,
+                Err(r) => return (r.render(false), 2),
+            };
+            let sim = prepared.run_to(at);
+            match ctsim_scenario::conntrack::query(&sim, node, at, q, *extended) {
+                Ok((stdout, stderr)) => (stdout + &stderr, 0),
+                Err(e) => (format!("error: {e}\n"), 2),
+            }
+        }
     }
 }
 
@@ -642,6 +756,19 @@ fn manifest_commands_parse() {
     }
     assert!(parse_command("ctsim run --pcap out x.yaml").is_err());
     assert!(parse_command("ctsim schema").is_err());
+    assert!(matches!(
+        parse_command("ctsim conntrack x.yaml --node r1 --at 1s -L dying -o extended"),
+        Ok(Command::Conntrack {
+            query: Ok(Query::List(CtTable::Dying)),
+            extended: true,
+            ..
+        })
+    ));
+    assert!(matches!(
+        parse_command("ctsim conntrack x.yaml --node r1 --at 1s -L -S"),
+        Ok(Command::Conntrack { query: Err(_), .. })
+    ));
+    assert!(parse_command("ctsim conntrack x.yaml --node r1 --at 1s --during x").is_err());
     assert!(matches!(
         parse_command("ctsim run --quiet --seed 4 --until 2s x.yaml"),
         Ok(Command::Run {

@@ -70,6 +70,29 @@ enum Command {
         /// Every event up to the instant (`conntrack -E`).
         #[arg(short = 'E', long = "event")]
         events: bool,
+        /// Stop inside a packet's walk: the first packet matching FILTER at or
+        /// after `--at` that reaches conntrack's confirmation on the router.
+        ///
+        /// Between events the unconfirmed table is empty (and so, nearly always,
+        /// is the dying one): entries are unconfirmed, or dying while a packet
+        /// still holds them, only inside a packet's walk through the hooks. With
+        /// `--during`, the run goes on from `--at` until a packet matching FILTER
+        /// (the filter notation of checks, e.g. `tcp dport 22`, `udp and src
+        /// 192.0.2.2`, `rst`) reaches the last step of POSTROUTING (forwarded
+        /// packets and the router's own) or of INPUT (packets for the router) on
+        /// the router: the point where conntrack confirms its entry. The packet
+        /// is stopped just before that, `-L [TABLE]`, `-S` or `-C` (with `-o
+        /// extended`) is answered from the table as it is then, the run stops and
+        /// it is printed; stderr names the packet, the instant and the hook
+        /// first. A matching packet dropped before that point (TTL exceeded, no
+        /// route) does not count. `-E` cannot be combined with it. If no packet
+        /// matches before the run ends (its `until`, or no events left), exit
+        /// status 1.
+        ///
+        /// Example: `ctsim conntrack FILE --node r1 --at 1s --during "tcp dport
+        /// 22" -L unconfirmed` shows the entry a SYN created, not yet confirmed.
+        #[arg(long, value_name = "FILTER")]
+        during: Option<String>,
     },
     /// Validate scenario files without running them.
     Check { files: Vec<PathBuf> },
@@ -138,6 +161,7 @@ fn conntrack(
     stats: bool,
     count: bool,
     events: bool,
+    during: Option<String>,
 ) -> ExitCode {
     use ctsim_scenario::conntrack::{query, Query};
     use ctsim_scenario::model::CtTable;
@@ -180,6 +204,9 @@ fn conntrack(
         Err(code) => return code,
     };
     let at = ctsim_scenario::lower::instant(at);
+    if let Some(filter) = during {
+        return conntrack_during(&scenario, &source, node, at, &filter, q, extended);
+    }
     let opts = RunOptions {
         until: Some(at),
         timeline: q == Query::Events,
@@ -195,6 +222,46 @@ fn conntrack(
             out(&stdout);
             eprint!("{stderr}");
             ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(BAD_INPUT)
+        }
+    }
+}
+
+/// `ctsim conntrack --during FILTER`: the query answered inside the walk
+/// of the first matching packet at or after `at`.
+fn conntrack_during(
+    scenario: &ctsim_scenario::model::Scenario,
+    source: &std::sync::Arc<ctsim_scenario::diag::Source>,
+    node: &str,
+    at: ctsim_engine::Instant,
+    filter: &str,
+    q: ctsim_scenario::conntrack::Query,
+    extended: bool,
+) -> ExitCode {
+    use ctsim_scenario::conntrack::{query_during, DuringOutcome};
+    let prepared = match ctsim_scenario::run::prepare(scenario, source, &RunOptions::default()) {
+        Ok(p) => p,
+        Err(r) => return bad(&r),
+    };
+    match query_during(prepared, node, at, filter, q, extended) {
+        Ok(DuringOutcome::Stopped(d)) => {
+            out(&d.stdout);
+            eprintln!(
+                "ctsim: stopped `{}` at {}s on {node}, at the end of {}, just before conntrack confirms it",
+                d.packet, d.at, d.hook
+            );
+            eprint!("{}", d.stderr);
+            ExitCode::SUCCESS
+        }
+        Ok(DuringOutcome::NoMatch { end }) => {
+            eprintln!(
+                "error: no packet matching `{filter}` reached conntrack's confirmation on {node} \
+                 between {at}s and the end of the run at {end}s"
+            );
+            ExitCode::from(1)
         }
         Err(e) => {
             eprintln!("error: {e}");
@@ -267,7 +334,8 @@ fn main() -> ExitCode {
             stats,
             count,
             events,
-        } => conntrack(&file, &node, at, list, output, stats, count, events),
+            during,
+        } => conntrack(&file, &node, at, list, output, stats, count, events, during),
         Command::Check { files } => {
             let mut code = ExitCode::SUCCESS;
             for file in files {

@@ -489,6 +489,135 @@ fn conntrack_lists_the_table_at_an_instant() {
     );
 }
 
+/// `ctsim conntrack FILE --node r1 ARGS…`: (exit code, stdout, stderr).
+fn conntrack_on_r1(file: &Path, args: &[&str]) -> (i32, String, String) {
+    let mut all = vec!["conntrack", file.to_str().unwrap(), "--node", "r1"];
+    all.extend_from_slice(args);
+    let o = ctsim(&all.iter().map(std::ffi::OsStr::new).collect::<Vec<_>>());
+    (code(&o), text(&o.stdout), text(&o.stderr))
+}
+
+/// `--during` stops the first matching packet at or after `--at` just
+/// before its entry is confirmed: the SYN's entry is unconfirmed there
+/// (listed as `conntrack -L unconfirmed` lists it; Linux 6.x itself no
+/// longer dumps that list), and not yet in the conntrack table.
+#[test]
+fn conntrack_during_a_walk_lists_the_unconfirmed_entry() {
+    let file = handshake();
+    let syn = "ctsim: stopped `tcp 192.0.2.2:40000 > 198.51.100.2:22 S seq=1000 win=64240 \
+               [mss 1460, sackOK, wscale 7] ttl=63` at 0.011000000s on r1, at the end of \
+               POSTROUTING, just before conntrack confirms it\n";
+    let shown =
+        |n: u32| format!("conntrack v1.4.7 (conntrack-tools): {n} flow entries have been shown.\n");
+    let during = |table: &str| {
+        conntrack_on_r1(
+            &file,
+            &["--at", "0s", "--during", "tcp dport 22", "-L", table],
+        )
+    };
+    assert_eq!(
+        during("unconfirmed"),
+        (
+            0,
+            "tcp      6 120 SYN_SENT src=192.0.2.2 dst=198.51.100.2 sport=40000 dport=22 [UNREPLIED] \
+             src=198.51.100.2 dst=192.0.2.2 sport=22 dport=40000 mark=0 use=1\n"
+                .to_string(),
+            format!("{syn}{}", shown(1))
+        )
+    );
+    assert_eq!(
+        during("conntrack"),
+        (0, String::new(), format!("{syn}{}", shown(0)))
+    );
+    assert_eq!(
+        during("dying"),
+        (0, String::new(), format!("{syn}{}", shown(0)))
+    );
+    // Between events the same table is empty.
+    let (_, between, _) = conntrack_on_r1(&file, &["--at", "11ms", "-L", "unconfirmed"]);
+    assert_eq!(between, "");
+    // From 15 ms on, the first packet to port 22 is the client's ACK (the
+    // SYN-ACK goes to port 40000); its entry is confirmed, and held by the
+    // packet too (use=2). -C and -S answer there as well.
+    let (c, out, err) = conntrack_on_r1(
+        &file,
+        &[
+            "--at",
+            "15ms",
+            "--during",
+            "tcp dport 22",
+            "-L",
+            "-o",
+            "extended",
+        ],
+    );
+    assert_eq!(c, 0, "{err}");
+    assert!(err.contains("at 0.031000000s on r1"), "{err}");
+    assert_eq!(
+        out,
+        "ipv4     2 tcp      6 432000 ESTABLISHED src=192.0.2.2 dst=198.51.100.2 sport=40000 \
+         dport=22 src=198.51.100.2 dst=192.0.2.2 sport=22 dport=40000 [ASSURED] mark=0 use=2\n"
+    );
+    // -C counts every entry allocated, the unconfirmed one too, as Linux's
+    // nf_conntrack_count does.
+    let count = conntrack_on_r1(&file, &["--at", "0s", "--during", "syn", "-C"]);
+    assert_eq!((count.0, count.1.as_str()), (0, "1\n"));
+    let stats = conntrack_on_r1(&file, &["--at", "0s", "--during", "syn", "-S"]);
+    assert!(stats.1.contains(" insert=0 "), "{}", stats.1);
+}
+
+/// A SYN answered by a reset is killed while the RST still holds its
+/// entry: during the RST's walk the entry is in the dying table.
+#[test]
+fn conntrack_during_a_walk_lists_the_dying_entry() {
+    let file = root().join("scenarios/conntrack/timeouts-dying.yaml");
+    let (c, out, err) = conntrack_on_r1(&file, &["--at", "2s", "--during", "rst", "-L", "dying"]);
+    assert_eq!(c, 0, "{err}");
+    assert_eq!(
+        out,
+        "tcp      6 4 CLOSE src=192.0.2.2 dst=198.51.100.2 sport=40000 dport=23 \
+         src=198.51.100.2 dst=192.0.2.2 sport=23 dport=40000 mark=0 use=1\n"
+    );
+    assert!(err.ends_with("1 flow entries have been shown.\n"), "{err}");
+    let (_, listed, _) = conntrack_on_r1(&file, &["--at", "2s", "--during", "rst", "-L"]);
+    assert!(!listed.contains("dport=23"), "{listed}");
+    let (_, between, _) = conntrack_on_r1(&file, &["--at", "2020ms", "-L", "dying"]);
+    assert_eq!(between, "");
+}
+
+/// No matching packet before the run ends: exit status 1 and why. A bad
+/// filter, or -E (events are read between packets), is bad input.
+#[test]
+fn conntrack_during_without_a_match_fails() {
+    let file = handshake();
+    let (c, out, err) = conntrack_on_r1(&file, &["--at", "0s", "--during", "udp"]);
+    assert_eq!((c, out.as_str()), (1, ""));
+    assert_eq!(
+        err,
+        "error: no packet matching `udp` reached conntrack's confirmation on r1 between \
+         0.000000000s and the end of the run at 0.032000000s\n"
+    );
+    // The SYN is the only SYN, and it passes at 11 ms.
+    assert_eq!(
+        conntrack_on_r1(&file, &["--at", "12ms", "--during", "tcp-flags S"]).0,
+        1
+    );
+    let rst = root().join("scenarios/conntrack/timeouts-dying.yaml");
+    let (c, _, err) = conntrack_on_r1(&rst, &["--at", "3s", "--during", "rst"]);
+    assert_eq!(c, 1);
+    assert!(err.contains("the end of the run at 35.000000000s"), "{err}");
+    for (args, words) in [
+        (vec!["--during", "udp xx"], "bad --during filter `udp xx`"),
+        (vec!["--during", "udp", "-E"], "-E lists the events"),
+    ] {
+        let mut all = vec!["--at", "0s"];
+        all.extend(args);
+        let (c, _, err) = conntrack_on_r1(&file, &all);
+        assert_eq!(c, 2, "{all:?}: {err}");
+        assert!(err.contains(words), "{all:?}: {err}");
+    }
+}
+
 #[test]
 fn conntrack_rejects_what_is_not_a_tracking_router() {
     let f = handshake();

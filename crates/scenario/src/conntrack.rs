@@ -3,10 +3,11 @@
 //! 1.4.7 prints them) and the checks on tables, packet states and counters.
 
 use ctsim_engine::router::conntrack::{self as ct, Conntrack, Filter, FormatOpts, Stats};
-use ctsim_engine::router::Router;
+use ctsim_engine::router::{Probe, Router};
 use ctsim_engine::{Instant, Place, Sim};
 
 use crate::model::{CtStat, CtTable};
+use crate::run::Prepared;
 
 /// What `ctsim conntrack` prints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,6 +28,10 @@ pub enum QueryError {
     UnknownNode(String),
     NotARouter(String),
     ConntrackOff(String),
+    /// `-E` with `--during`: events are read between packets.
+    EventsDuring,
+    /// A `--during` filter that does not parse: (filter, error).
+    BadFilter(String, String),
 }
 
 impl std::fmt::Display for QueryError {
@@ -39,6 +44,12 @@ impl std::fmt::Display for QueryError {
             QueryError::ConntrackOff(n) => {
                 write!(f, "router `{n}` tracks no connections (`conntrack: off`)")
             }
+            QueryError::EventsDuring => write!(
+                f,
+                "-E lists the events up to an instant and cannot stop inside a packet's walk: \
+                 give -L, -S or -C with --during"
+            ),
+            QueryError::BadFilter(text, e) => write!(f, "bad --during filter `{text}`: {e}"),
         }
     }
 }
@@ -84,14 +95,8 @@ pub fn query(
     extended: bool,
 ) -> Result<(String, String), QueryError> {
     let (r, table) = router(sim, node)?;
-    let opts = FormatOpts {
-        extended,
-        id: false,
-    };
+    let opts = format_opts(extended);
     Ok(match q {
-        Query::List(t) => table.conntrack_l(table_of(t), &Filter::default(), opts, now(at)),
-        Query::Stats => (table.stats().conntrack_s(), String::new()),
-        Query::Count => (table.conntrack_c(), String::new()),
         Query::Events => {
             let mut out = String::new();
             let mut n = 0;
@@ -104,6 +109,103 @@ pub fn query(
                 format!("conntrack v1.4.7 (conntrack-tools): {n} flow events have been shown.\n");
             (out, err)
         }
+        _ => read_table(table, q, opts, now(at)),
+    })
+}
+
+fn format_opts(extended: bool) -> FormatOpts {
+    FormatOpts {
+        extended,
+        id: false,
+    }
+}
+
+/// -L, -S or -C on `table` at `now` (`-E` reads the router's event log).
+fn read_table(
+    table: &Conntrack,
+    q: Query,
+    opts: FormatOpts,
+    now: ct::time::Instant,
+) -> (String, String) {
+    match q {
+        Query::List(t) => table.conntrack_l(table_of(t), &Filter::default(), opts, now),
+        Query::Stats => (table.stats().conntrack_s(), String::new()),
+        Query::Count => (table.conntrack_c(), String::new()),
+        Query::Events => (String::new(), String::new()),
+    }
+}
+
+/// Where `ctsim conntrack --during` stopped, and what it printed there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct During {
+    /// The instant of the packet's walk.
+    pub at: Instant,
+    /// `POSTROUTING` or `INPUT`: the hook whose end (conntrack's
+    /// confirmation) the packet was stopped at.
+    pub hook: &'static str,
+    /// The packet, in the literal notation.
+    pub packet: String,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// What came of `ctsim conntrack --during`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DuringOutcome {
+    /// A packet matched and the query was answered inside its walk.
+    Stopped(During),
+    /// No matching packet reached confirmation before the run ended at
+    /// this instant.
+    NoMatch { end: Instant },
+}
+
+/// `ctsim conntrack --at AT --during FILTER`: arms a probe on router
+/// `node` and runs: the first packet at or after `at` matching `filter` (a
+/// [`ctsim_packet::Filter`] expression)
+/// that reaches conntrack's confirmation (the end of POSTROUTING or INPUT)
+/// is stopped just before it, and `q` is answered from the table there.
+/// `-E` cannot be asked this way.
+pub fn query_during(
+    prepared: Prepared<'_>,
+    node: &str,
+    at: Instant,
+    filter: &str,
+    q: Query,
+    extended: bool,
+) -> Result<DuringOutcome, QueryError> {
+    if q == Query::Events {
+        return Err(QueryError::EventsDuring);
+    }
+    let filter = ctsim_packet::Filter::parse(filter)
+        .map_err(|e| QueryError::BadFilter(filter.to_string(), e.to_string()))?;
+    let opts = format_opts(extended);
+    let arm = |sim: &mut Sim| {
+        router(sim, node)?;
+        let id = sim.node_id(node).expect("checked by router()");
+        let r = sim.node_mut(id).as_any_mut().downcast_mut::<Router>();
+        r.expect("checked by router()").arm_probe(Probe {
+            from: at,
+            filter,
+            look: Box::new(move |table, now| read_table(table, q, opts, now)),
+        });
+        Ok(())
+    };
+    let probed = |sim: &Sim| {
+        router(sim, node)
+            .ok()
+            .and_then(|(r, _)| r.probed())
+            .cloned()
+    };
+    let (sim, end) = prepared.run_probe(at, arm, |sim| probed(sim).is_some())?;
+    Ok(match probed(&sim) {
+        Some(p) => DuringOutcome::Stopped(During {
+            at: p.at,
+            hook: p.hook.name(),
+            packet: ctsim_packet::show(&p.packet),
+            stdout: p.out.0,
+            stderr: p.out.1,
+        }),
+        None => DuringOutcome::NoMatch { end },
     })
 }
 

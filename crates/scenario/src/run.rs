@@ -166,6 +166,41 @@ impl Prepared<'_> {
         sim
     }
 
+    /// For `ctsim conntrack --during`: lets `arm` arm a probe on the run,
+    /// runs every event before `from`, then one instant at a time until
+    /// `fired` says the probe fired or the run is over (at its end time;
+    /// without one, when only background wake-ups are left). Gives the run,
+    /// standing at the instant it stopped, and the instant the run ends at
+    /// (or ended at, when the probe did not fire). Checks are not judged.
+    pub fn run_probe<E>(
+        self,
+        from: Instant,
+        arm: impl FnOnce(&mut Sim) -> Result<(), E>,
+        fired: impl Fn(&Sim) -> bool,
+    ) -> Result<(Sim, Instant), E> {
+        let until = self.opts.until.or(self
+            .scenario
+            .until
+            .as_ref()
+            .map(|u| lower::instant(u.value)));
+        let end = until.unwrap_or(RUN_CAP);
+        let mut sim = self.sim;
+        arm(&mut sim)?;
+        // Also starts the nodes (time 0 is run only when `from` is 0).
+        sim.run_until(Instant::from_nanos(from.nanos().saturating_sub(1)).min(end));
+        while !fired(&sim) {
+            if until.is_none() && sim.idle() {
+                break;
+            }
+            match sim.next_event() {
+                Some(t) if t <= end => sim.run_until(t),
+                _ => break,
+            }
+        }
+        let ended = until.unwrap_or_else(|| sim.now());
+        Ok((sim, ended))
+    }
+
     /// Runs to the end, judging each check at its instant.
     pub fn execute(self) -> RunOutput {
         let Prepared {

@@ -14,6 +14,53 @@ use crate::node::{Cx, BACKGROUND};
 use crate::time::Instant;
 use crate::trace::{CtNote, What};
 
+/// What a [`Probe`] reads when it fires: the table and the instant, giving
+/// (stdout, stderr) as the conntrack tool would print them.
+pub type Look = Box<dyn FnOnce(&Conntrack, time::Instant) -> (String, String)>;
+
+/// The hook whose last step (conntrack's confirmation) a probe stops at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfirmHook {
+    /// The end of POSTROUTING: forwarded packets and the router's own.
+    PostRouting,
+    /// The end of INPUT: packets for the router.
+    Input,
+}
+
+impl ConfirmHook {
+    /// The hook's name as iptables spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConfirmHook::PostRouting => "POSTROUTING",
+            ConfirmHook::Input => "INPUT",
+        }
+    }
+}
+
+/// A probe armed on a router (`ctsim conntrack --during`): the first packet
+/// at or after `from` matching `filter` that reaches the point where
+/// conntrack confirms it
+/// (the end of POSTROUTING or INPUT) is held there while `look` reads the
+/// table, its own entry still unconfirmed. It fires once. A matching packet
+/// dropped before that point (TTL exceeded, no route) does not fire it.
+pub struct Probe {
+    pub from: Instant,
+    pub filter: ctsim_packet::Filter,
+    pub look: Look,
+}
+
+/// What a probe saw when it fired.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Probed {
+    pub at: Instant,
+    pub hook: ConfirmHook,
+    /// The packet, as it was at that point (TTL already decremented when
+    /// forwarded).
+    pub packet: Vec<u8>,
+    /// What `look` returned: (stdout, stderr).
+    pub out: (String, String),
+}
+
 /// The wake token of the conntrack timer, as the router receives it.
 pub const CT_TIMER: u64 = BACKGROUND | 1;
 

@@ -14,6 +14,10 @@
 //! (the router's own answers and ICMP errors), confirmation as the last step
 //! of POSTROUTING and INPUT. A packet dropped in between gives its entry
 //! back (an unconfirmed entry vanishes with it).
+//!
+//! A [`Probe`] (`ctsim conntrack --during`) sits just before each
+//! confirmation: armed, it reads the table there for the first packet it
+//! matches, while that packet's entry is still unconfirmed.
 
 mod ct;
 mod frag;
@@ -26,7 +30,7 @@ use std::net::Ipv4Addr;
 use ctsim_packet::IcmpError;
 use smoltcp::wire::Ipv4Packet;
 
-pub use ct::CT_TIMER;
+pub use ct::{ConfirmHook, Look, Probe, Probed, CT_TIMER};
 /// The conntrack crate the routers run, for callers that configure or read
 /// their tables.
 pub use ctsim_conntrack as conntrack;
@@ -66,6 +70,10 @@ pub struct Router {
     pub stats: RouterStats,
     /// Connection tracking; `None` when the router tracks nothing.
     ct: Option<Ct>,
+    /// A probe waiting for its packet (`ctsim conntrack --during`).
+    probe: Option<Box<Probe>>,
+    /// What the probe saw, once it fired.
+    probed: Option<Box<Probed>>,
 }
 
 /// Where the routing decision sends a packet.
@@ -113,6 +121,8 @@ impl Router {
             routes,
             stats: RouterStats::default(),
             ct: None,
+            probe: None,
+            probed: None,
         }
     }
 
@@ -137,6 +147,46 @@ impl Router {
     /// [`with_conntrack`](Self::with_conntrack)).
     pub fn conntrack_events(&self) -> &[ctsim_conntrack::Event] {
         self.ct.as_ref().map_or(&[], |c| c.events.as_slice())
+    }
+
+    /// Arms `probe` (replacing one not yet fired, and forgetting what an
+    /// earlier one saw). A router without conntrack never fires it.
+    pub fn arm_probe(&mut self, probe: Probe) {
+        self.probe = Some(Box::new(probe));
+        self.probed = None;
+    }
+
+    /// What the armed probe saw, once it fired.
+    pub fn probed(&self) -> Option<&Probed> {
+        self.probed.as_deref()
+    }
+
+    /// The probe point, just before conntrack confirms `packet` at the end
+    /// of `hook`. Costs one `Option` check when no probe is armed.
+    #[inline]
+    fn probe(&mut self, cx: &Cx<'_>, packet: &[u8], hook: ConfirmHook) {
+        if self.probe.is_some() {
+            self.fire_probe(cx, packet, hook);
+        }
+    }
+
+    #[cold]
+    fn fire_probe(&mut self, cx: &Cx<'_>, packet: &[u8], hook: ConfirmHook) {
+        let (Some(c), Some(p)) = (&self.ct, &self.probe) else {
+            return;
+        };
+        if cx.now < p.from || !p.filter.matches(packet) {
+            return;
+        }
+        let Some(p) = self.probe.take() else { return };
+        let now = ctsim_conntrack::time::Instant(cx.now.nanos());
+        let out = (p.look)(&c.table, now);
+        self.probed = Some(Box::new(Probed {
+            at: cx.now,
+            hook,
+            packet: packet.to_vec(),
+            out,
+        }));
     }
 
     /// The routing decision for `dst`, as `ip route get` would make it.
@@ -217,6 +267,7 @@ impl Router {
                     return ct::flush(&mut self.ct, cx);
                 }
                 // [POSTROUTING]
+                self.probe(cx, &packet, ConfirmHook::PostRouting);
                 if !ct::confirm(&mut self.ct, cx, t.r) {
                     cx.record_ct(port, What::Dropped(DropReason::Conntrack), &packet, t.note);
                     return ct::flush(&mut self.ct, cx);
@@ -250,6 +301,7 @@ impl Router {
             _ => None,
         };
         // [INPUT]
+        self.probe(cx, &packet, ConfirmHook::Input);
         if !ct::confirm(&mut self.ct, cx, t.r) {
             ct::release(&mut self.ct, cx, related);
             cx.record_ct(port, What::Dropped(DropReason::Conntrack), &packet, t.note);
@@ -308,6 +360,7 @@ impl Router {
         ip.fill_checksum();
         // [FORWARD]
         // [POSTROUTING]: confirm is its last step, before fragmentation.
+        self.probe(cx, &packet, ConfirmHook::PostRouting);
         if !ct::confirm(&mut self.ct, cx, t.r) {
             cx.record_ct(
                 in_port,
@@ -506,5 +559,92 @@ mod tests {
             .collect();
         assert_eq!(kinds, ["    [NEW] ", "[DESTROY] "]);
         assert!(sim.next_event().is_none());
+    }
+
+    /// Arms a probe on `r` that lists `t` when a packet matching `filter`
+    /// is about to be confirmed.
+    fn arm(sim: &mut crate::Sim, r: crate::NodeId, filter: &str, t: Table) {
+        let router = sim.node_mut(r).as_any_mut().downcast_mut::<Router>();
+        router.unwrap().arm_probe(Probe {
+            from: Instant::ZERO,
+            filter: ctsim_packet::Filter::parse(filter).unwrap(),
+            look: Box::new(move |table, now| {
+                table.conntrack_l(t, &Filter::default(), FormatOpts::default(), now)
+            }),
+        });
+    }
+
+    fn probed(sim: &crate::Sim, r: crate::NodeId) -> Option<Probed> {
+        let router = sim.node(r).as_any().downcast_ref::<Router>().unwrap();
+        router.probed().cloned()
+    }
+
+    /// A probe fires once, for the first matching packet, just before its
+    /// entry is confirmed: the entry is unconfirmed there, and confirmed
+    /// once the walk goes on.
+    #[test]
+    fn a_probe_sees_the_unconfirmed_entry() {
+        let syn = "tcp 192.0.2.2:40000 > 198.51.100.2:22 S seq=1000 win=64240";
+        let (mut sim, r) = world(&[syn, syn]);
+        arm(&mut sim, r, "tcp dport 22", Table::Unconfirmed);
+        sim.run_until(Instant::from_nanos(1_000_000));
+        let p = probed(&sim, r).expect("the probe fired");
+        assert_eq!(p.at, Instant::from_nanos(1_000_000));
+        assert_eq!(p.hook, ConfirmHook::PostRouting);
+        assert!(p
+            .out
+            .0
+            .starts_with("tcp      6 120 SYN_SENT src=192.0.2.2 "));
+        assert!(p.out.0.ends_with(
+            "[UNREPLIED] src=198.51.100.2 dst=192.0.2.2 sport=22 dport=40000 mark=0 use=1\n"
+        ));
+        assert_eq!(table(&sim, r).count(), 1);
+        // Fired once: the retransmitted SYN does not replace what it saw.
+        sim.run_until(Instant::from_nanos(3_000_000));
+        assert_eq!(probed(&sim, r).unwrap().at, Instant::from_nanos(1_000_000));
+    }
+
+    /// A reset before any reply kills the entry while the RST still holds
+    /// it: the entry is dying until the RST leaves.
+    #[test]
+    fn a_probe_sees_the_dying_entry() {
+        let (mut sim, r) = world(&[
+            "tcp 192.0.2.2:40000 > 198.51.100.2:22 S seq=1000 win=64240",
+            "tcp 192.0.2.2:40000 > 198.51.100.2:22 R seq=1001 win=0",
+        ]);
+        arm(&mut sim, r, "rst", Table::Dying);
+        sim.run_until(Instant::from_nanos(2_000_000));
+        let p = probed(&sim, r).expect("the probe fired");
+        assert!(p.out.0.starts_with("tcp      6 "), "{:?}", p.out);
+        assert!(p.out.0.contains(" CLOSE src=192.0.2.2 "), "{:?}", p.out);
+        assert_eq!(table(&sim, r).count(), 0);
+        let listed = table(&sim, r).conntrack_l(
+            Table::Dying,
+            &Filter::default(),
+            FormatOpts::default(),
+            ctsim_conntrack::time::Instant(2_000_000),
+        );
+        assert_eq!(listed.0, "");
+    }
+
+    /// A matching packet that never reaches confirmation (dropped for its
+    /// TTL) leaves the probe armed.
+    #[test]
+    fn a_probe_waits_past_dropped_packets() {
+        let (mut sim, r) = world(&[
+            "udp 192.0.2.2:4000 > 198.51.100.2:53 ttl=1 len=4",
+            "udp 192.0.2.2:4000 > 198.51.100.2:53 len=4",
+        ]);
+        arm(&mut sim, r, "udp", Table::Unconfirmed);
+        sim.run_until(Instant::from_nanos(1_500_000));
+        assert!(probed(&sim, r).is_none());
+        sim.run_until(Instant::from_nanos(2_000_000));
+        let p = probed(&sim, r).expect("the probe fired");
+        assert_eq!(p.at, Instant::from_nanos(2_000_000));
+        assert!(
+            p.out.0.starts_with("udp      17 30 src=192.0.2.2"),
+            "{:?}",
+            p.out
+        );
     }
 }
