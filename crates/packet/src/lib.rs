@@ -110,7 +110,7 @@ use std::fmt;
 pub use error::LiteralError;
 pub use filter::Filter;
 pub use icmp::IcmpError;
-pub use quote::{icmp_error, is_icmp_error};
+pub use quote::{icmp_error, is_icmp_error, quoted_names};
 
 const ICMP: u8 = 1;
 const TCP: u8 = 6;

@@ -2,6 +2,7 @@
 //! building the error a router sends.
 
 use std::net::Ipv4Addr;
+use std::ops::Range;
 
 use smoltcp::wire::Ipv4Packet;
 
@@ -9,6 +10,7 @@ use crate::checksum::Checksum;
 use crate::icmp::{self, IcmpError, IcmpMessage};
 use crate::model::{Datagram, Icmp, IpHeader, Transport, ICMP_HEADER_LEN, IPV4_HEADER_LEN};
 use crate::payload::Payload;
+use crate::token::{Token, Tokens};
 
 /// RFC 1812 caps an ICMP error at 576 bytes, and Linux's `icmp_send`
 /// quotes as much of the offending datagram as fits under that cap.
@@ -93,4 +95,39 @@ pub fn is_icmp_error(bytes: &[u8]) -> bool {
         && bytes
             .get(header_len)
             .is_some_and(|&icmp_type| icmp::is_error_type(icmp_type))
+}
+
+/// Splits a `quote=` value into its target (a name or `(LITERAL)`) and
+/// the `/N` length after it, if any.
+pub(crate) fn split_length(value: Token<'_>) -> (Token<'_>, Option<Token<'_>>) {
+    match value.text.rfind('/') {
+        Some(at) if !value.text[at..].contains(')') => (value.until(at), Some(value.from(at + 1))),
+        _ => (value, None),
+    }
+}
+
+/// Where a literal names other packets: the byte ranges of `NAME` in its
+/// `quote=NAME` and `quote=NAME/N` fields (an inline `quote=(…)` names
+/// none). It uses the parser's own tokenizer, so text inside a
+/// `payload="…"` string is never taken for a field. A literal that does
+/// not tokenize names nothing here; parsing it reports why.
+///
+/// ```
+/// let text = "icmp 192.0.2.1 > 192.0.2.2 port-unreachable quote=syn/28";
+/// let names = ctsim_packet::quoted_names(text);
+/// assert_eq!(names.iter().map(|r| &text[r.clone()]).collect::<Vec<_>>(), ["syn"]);
+/// assert!(ctsim_packet::quoted_names("udp 192.0.2.1:1 > 192.0.2.2:2 payload=\"quote=x\"").is_empty());
+/// ```
+pub fn quoted_names(text: &str) -> Vec<Range<usize>> {
+    let Ok(tokens) = Tokens::new(text, 0, "literal") else {
+        return Vec::new();
+    };
+    tokens
+        .filter_map(|token| match token.key_value() {
+            (key, Some(value)) if key.text == "quote" => Some(split_length(value).0),
+            _ => None,
+        })
+        .filter(|target| !target.text.is_empty() && !target.text.starts_with('('))
+        .map(|target| target.span())
+        .collect()
 }

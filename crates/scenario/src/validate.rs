@@ -518,7 +518,8 @@ impl V<'_> {
     fn quotes(&mut self, index: usize) {
         let p = &self.s.packets[index];
         let lit = &p.literal.value;
-        for (start, end) in quote_names(lit) {
+        for range in ctsim_packet::quoted_names(lit) {
+            let (start, end) = (range.start, range.end);
             let name = &lit[start..end];
             let span = self.source.sub_span(&p.literal, start..end);
             let found = self.packets.get(name).map(|&j| (j, &self.s.packets[j]));
@@ -751,56 +752,4 @@ fn subnets(ifaces: &[Interface]) -> String {
             .or_insert_with(|| format!("{}/{}", c.network(), c.len));
     }
     set.into_values().collect::<Vec<_>>().join(" or ")
-}
-
-/// Byte ranges of the names in `quote=NAME` / `quote=NAME/N` tokens of a
-/// literal, skipping inline `quote=(…)` and anything inside `"…"` strings.
-fn quote_names(lit: &str) -> Vec<(usize, usize)> {
-    let mut names = Vec::new();
-    let (mut in_string, mut escaped, mut token_start) = (false, false, true);
-    for (pos, c) in lit.char_indices() {
-        if in_string {
-            match c {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                '"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        if c == '"' {
-            in_string = true;
-        } else if token_start && lit[pos..].starts_with("quote=") {
-            let start = pos + "quote=".len();
-            let rest = &lit[start..];
-            let len = rest
-                .find(|c: char| c.is_whitespace() || c == '/')
-                .unwrap_or(rest.len());
-            if len > 0 && !rest.starts_with('(') {
-                names.push((start, start + len));
-            }
-        }
-        token_start = c.is_whitespace();
-    }
-    names
-}
-
-#[cfg(test)]
-mod quote_tests {
-    use super::quote_names;
-
-    #[test]
-    fn finds_names_but_not_inline_quotes_or_payload_text() {
-        let lit = "icmp a > b port-unreachable quote=syn/28";
-        assert_eq!(
-            quote_names(lit)
-                .iter()
-                .map(|&(s, e)| &lit[s..e])
-                .collect::<Vec<_>>(),
-            ["syn"]
-        );
-        assert!(quote_names("icmp a > b port-unreachable quote=(udp 1:2 > 3:4)").is_empty());
-        assert!(quote_names("udp a:1 > b:2 payload=\"a quote=bar\"").is_empty());
-        assert!(quote_names("udp a:1 > b:2 payload=\"\\\" quote=bar\"").is_empty());
-    }
 }

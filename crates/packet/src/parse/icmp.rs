@@ -76,12 +76,12 @@ impl<'c, 'q> IcmpFields<'c, 'q> {
 
     /// `quote=NAME[/N]` or `quote=(LITERAL)[/N]`.
     fn quote(&self, value: Token<'_>) -> Result<(Vec<u8>, Option<usize>)> {
-        let (target, keep) = match value.text.rfind('/') {
-            Some(at) if !value.text[at..].contains(')') => {
-                let keep: u16 = value::number(value.from(at + 1), "a quote length in bytes")?;
-                (value.until(at), Some(usize::from(keep)))
+        let (target, keep) = match quote::split_length(value) {
+            (target, Some(n)) => {
+                let keep: u16 = value::number(n, "a quote length in bytes")?;
+                (target, Some(usize::from(keep)))
             }
-            _ => (value, None),
+            (target, None) => (target, None),
         };
         let bytes = if target.text.starts_with('(') {
             let inner = target.inside('(', ')').ok_or_else(|| {
