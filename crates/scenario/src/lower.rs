@@ -303,6 +303,38 @@ fn port_index(s: &Scenario) -> PortIndex<'_> {
         .collect()
 }
 
+/// What lowering parses out of the scenario's strings and settings.
+struct Parsed {
+    sends: BTreeMap<String, Vec<RawSend>>,
+    filters: BTreeMap<usize, Filter>,
+    tables: Vec<Option<Conntrack>>,
+}
+
+/// Parses packet literals, check filters and router sysctls, reporting every
+/// error against the file; builds nothing.
+fn parse(s: &Scenario, source: &Arc<Source>, index: &PortIndex<'_>) -> Result<Parsed, Report> {
+    let mut errors = Vec::new();
+    let sends = raw_sends(s, source, index, &mut errors);
+    let filters = check_filters(s, source, &mut errors);
+    unsupported(s, &mut errors);
+    let tables = conntrack_tables(s, &mut errors);
+    if errors.is_empty() {
+        Ok(Parsed {
+            sends,
+            filters,
+            tables,
+        })
+    } else {
+        Err(Report::new(source.clone(), errors))
+    }
+}
+
+/// Reports the errors lowering would find, without building the world
+/// (`ctsim check`, and loading before a run).
+pub fn check(s: &Scenario, source: &Arc<Source>) -> Result<(), Report> {
+    parse(s, source, &port_index(s)).map(|_| ())
+}
+
 /// Lowers `s` for a run with `seed`; `trace` keeps per-packet records.
 pub fn lower(
     s: &Scenario,
@@ -310,15 +342,13 @@ pub fn lower(
     seed: u64,
     trace: bool,
 ) -> Result<Lowered, Report> {
-    let mut errors = Vec::new();
     let index = port_index(s);
-    let mut sends = raw_sends(s, source, &index, &mut errors);
-    let filters = check_filters(s, source, &mut errors);
-    unsupported(s, &mut errors);
-    let mut tables = conntrack_tables(s, &mut errors).into_iter();
-    if !errors.is_empty() {
-        return Err(Report::new(source.clone(), errors));
-    }
+    let Parsed {
+        mut sends,
+        filters,
+        tables,
+    } = parse(s, source, &index)?;
+    let mut tables = tables.into_iter();
     let names = app_names(s);
     let mut b = Builder::new(seed);
     b.trace(trace);

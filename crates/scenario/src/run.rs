@@ -86,8 +86,9 @@ pub fn load_bytes(name: &str, bytes: &[u8]) -> Result<(Scenario, Arc<Source>), R
 
 fn load_source(source: Arc<Source>) -> Result<(Scenario, Arc<Source>), Report> {
     let scenario = crate::load::load_source(source.clone())?;
-    // Lowering parses the packet literals and filters: report their errors now.
-    lower::lower(&scenario, &source, scenario.seed, false)?;
+    // Packet literals, filters and sysctls are parsed by lowering: report
+    // their errors now, before anything runs.
+    lower::check(&scenario, &source)?;
     Ok((scenario, source))
 }
 
