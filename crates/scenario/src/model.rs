@@ -516,6 +516,38 @@ pub enum AppState {
     Done,
 }
 
+impl AppState {
+    /// Every state, for the test that keeps `name` and the file format together.
+    pub const ALL: [AppState; 10] = [
+        AppState::Listening,
+        AppState::Connecting,
+        AppState::Established,
+        AppState::Closing,
+        AppState::Closed,
+        AppState::Refused,
+        AppState::Reset,
+        AppState::TimedOut,
+        AppState::Unreachable,
+        AppState::Done,
+    ];
+
+    /// The word a scenario file and an app's outcome use for this state.
+    pub fn name(self) -> &'static str {
+        match self {
+            AppState::Listening => "listening",
+            AppState::Connecting => "connecting",
+            AppState::Established => "established",
+            AppState::Closing => "closing",
+            AppState::Closed => "closed",
+            AppState::Refused => "refused",
+            AppState::Reset => "reset",
+            AppState::TimedOut => "timed-out",
+            AppState::Unreachable => "unreachable",
+            AppState::Done => "done",
+        }
+    }
+}
+
 /// Why a link dropped a packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
@@ -528,4 +560,17 @@ pub enum DropReason {
     Mtu,
     /// The link was down.
     Down,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AppState;
+
+    #[test]
+    fn app_state_names_are_what_the_file_format_reads() {
+        for state in AppState::ALL {
+            let read: AppState = serde_saphyr::from_str(state.name()).expect("a known state");
+            assert_eq!(read, state, "{}", state.name());
+        }
+    }
 }

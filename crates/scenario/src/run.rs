@@ -280,18 +280,6 @@ impl Prepared<'_> {
     }
 }
 
-/// `TimedOut` → `timed-out`: the spelling the scenario file uses.
-fn kebab(debug: impl std::fmt::Debug) -> String {
-    let mut out = String::new();
-    for (i, c) in format!("{debug:?}").chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
-            out.push('-');
-        }
-        out.push(c.to_ascii_lowercase());
-    }
-    out
-}
-
 fn count_words(c: &CountRange) -> String {
     match c.max {
         Some(max) if max == c.min => format!("= {max}"),
@@ -368,7 +356,11 @@ fn judge(
                     wrong.push(format!("{field} {got} (expected {want})"));
                 }
             };
-            expect("state", o.state.clone(), state.map(kebab));
+            expect(
+                "state",
+                o.state.clone(),
+                state.map(|s| s.name().to_string()),
+            );
             expect(
                 "bytes-sent",
                 o.bytes_sent.to_string(),
@@ -442,7 +434,7 @@ fn judge(
                 .map(|st| reason.map_or(st.total_drops(), |r| st.drops(engine_reason(r))))
                 .sum();
             let why = reason
-                .map(|r| format!(" ({})", kebab(r)))
+                .map(|r| format!(" ({})", engine_reason(r).keyword()))
                 .unwrap_or_default();
             CheckResult {
                 what: format!("link {} dropped{why}{when}", link.value),
