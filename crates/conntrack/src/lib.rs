@@ -35,6 +35,9 @@
 //! - [`sysctl`]: net.netfilter sysctls with Linux names and defaults.
 //! - `table`: the table itself ([`Conntrack`], [`Entry`]): arena, hash,
 //!   timers, clash handling, early drop, UDP/ICMP/generic trackers.
+//! - `table/nat`: what NAT needs of the table ([`Conntrack::tuple_taken`],
+//!   [`Conntrack::nat_bind`], the by-source index); the NAT layer itself
+//!   is ctsim-netfilter's `nat`.
 //! - [`tcp`]: the TCP tracker.
 //! - [`format`], [`event`]: conntrack-tools output.
 //! - [`expect`]: expectations. [`filter`]: `-L`/`-D` filters.
@@ -85,6 +88,7 @@ pub use format::{Counter, FormatOpts};
 pub use stats::Stats;
 pub use status::{CtInfo, CtState, EventMask, Status};
 pub use sysctl::Sysctls;
+pub use table::nat::{BindError, Manip, HARDER_THRESH};
 pub use table::{
     Confirmed, Conntrack, CtHook, Entry, EntryKey, EntryRef, Invalid, KernelLog, PacketResult,
     Table, Verdict, EXPECT_TABLE_FULL_MSG, ICMP_NOT_NEW, ICMP_NO_MATCH, ICMP_QUOTE_UNTRACKABLE,

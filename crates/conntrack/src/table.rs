@@ -38,6 +38,8 @@ use crate::tuple::{
 };
 use crate::wire::{self, Ipv4};
 
+pub(crate) mod nat;
+
 const NIL: u32 = u32::MAX;
 /// Stand-in for Linux's per-insert random chain limit
 /// `MIN_CHAINLEN + get_random_u32_below(MAX_CHAINLEN)` (50..=79): fixed so
@@ -304,6 +306,9 @@ pub struct Entry {
     id: u32,
     /// Slot of the master (expected connections), or `NIL`.
     master: u32,
+    /// Next entry in the same NAT by-source chain (`nat_bysource`), or
+    /// `NIL`; linked while IPS_SRC_NAT_DONE is set.
+    src_next: u32,
     /// Timestamp start (`nf_conntrack_timestamp`), set at confirm.
     start: Instant,
     acct: [Counter; 2],
@@ -322,6 +327,7 @@ impl Entry {
             use_count: 0,
             gen: 0,
             master: NIL,
+            src_next: NIL,
             zone: Zone::DEFAULT,
             events: EventMask::default(),
             stage: Stage::Free,
@@ -454,6 +460,9 @@ pub struct Conntrack {
     expect_count: u32,
     expect_seq: u64,
     scratch: Vec<u32>,
+    /// NAT's by-source hash heads (`nf_nat_bysource`), allocated at the
+    /// first source binding; see `nat.rs`.
+    by_src: Vec<u32>,
     portid: u32,
     /// The latest `now` seen (for work done in `release`, which has none).
     last_now: Instant,
@@ -489,6 +498,13 @@ fn hash_raw(t: &Tuple, zone: Zone) -> u32 {
         | (u64::from(t.proto) << 16)
         | u64::from(zone.0);
     (fmix(fmix(a ^ 0x243f_6a88_85a3_08d3) ^ b) >> 32) as u32
+}
+
+/// `l4proto->allow_clash`: the protocols whose racing first packets may be
+/// merged at confirm (and whose null bindings tolerate a reverse clash).
+#[inline]
+pub(crate) fn allows_clash(proto: u8) -> bool {
+    matches!(proto, IPPROTO_UDP | IPPROTO_ICMP)
 }
 
 /// `reciprocal_scale()`.
@@ -527,6 +543,7 @@ impl Conntrack {
             expect_count: 0,
             expect_seq: 0,
             scratch: Vec::new(),
+            by_src: Vec::new(),
             portid: 4_242,
             last_now: Instant(0),
         }
@@ -1455,6 +1472,12 @@ impl Conntrack {
     /// go with it.
     fn free_slot(&mut self, idx: u32) {
         self.remove_expectations(idx, self.last_now);
+        if self.slots[idx as usize]
+            .status
+            .contains(Status::SRC_NAT_DONE)
+        {
+            self.unlink_src(idx);
+        }
         let e = &mut self.slots[idx as usize];
         let master = e.master;
         let gen = e.gen.wrapping_add(1);
@@ -1602,8 +1625,7 @@ impl Conntrack {
         ctinfo: CtInfo,
         now: Instant,
     ) -> Result<u32, &'static str> {
-        let proto = self.slots[loser as usize].tuple[0].proto;
-        if matches!(proto, IPPROTO_UDP | IPPROTO_ICMP) {
+        if allows_clash(self.slots[loser as usize].tuple[0].proto) {
             if self.merge_clash(loser, winner, ctinfo) {
                 return Ok(winner);
             }
