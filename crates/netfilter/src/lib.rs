@@ -52,6 +52,8 @@
 //! - `print`: [`Ruleset::save`] and [`Ruleset::list`].
 //! - `eval`: [`Ruleset::hook`], the traversal; [`ConnView`] and
 //!   [`CtSnapshot`].
+//! - [`nat`]: NAT bindings ([`nat::setup`]) and packet rewriting
+//!   ([`nat::packet`]) over ctsim-conntrack entries.
 //! - `view`: [`EntryView`], a [`ConnView`] over a ctsim-conntrack
 //!   [`Entry`](ctsim_conntrack::Entry).
 //!
@@ -71,6 +73,7 @@
 
 mod eval;
 pub mod model;
+pub mod nat;
 mod parse;
 mod print;
 mod ruleset;

@@ -68,14 +68,8 @@ impl Hook {
     }
 }
 
-/// A NAT manip type.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub enum Manip {
-    /// Source NAT (SNAT, MASQUERADE).
-    Src,
-    /// Destination NAT (DNAT, REDIRECT).
-    Dst,
-}
+/// A NAT manip type: ctsim-conntrack's, which the NAT binding records.
+pub use ctsim_conntrack::Manip;
 
 /// Linux's `nf_ip_hook_priorities` values (hooks.md §3).
 pub struct Priority;
