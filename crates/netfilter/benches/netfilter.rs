@@ -1,12 +1,14 @@
 //! `netfilter` benchmark (targets in issue 4): an established packet through
 //! PREROUTING, FORWARD and POSTROUTING with a 100-rule filter table whose
-//! first rule accepts ESTABLISHED; a new flow hitting the 100th rule and SNAT.
+//! first rule accepts ESTABLISHED; a new flow hitting the 100th rule and SNAT;
+//! a NAT binding for a new flow and the rewrite of an established packet.
 
 use std::hint::black_box;
 use std::net::Ipv4Addr;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use ctsim_conntrack::{time::Instant, CtInfo, Status};
+use ctsim_conntrack::{time::Instant, Conntrack, CtHook, CtInfo, Status, Zone};
+use ctsim_netfilter::nat::{self, Manip};
 use ctsim_netfilter::*;
 
 fn tcp_syn() -> Vec<u8> {
@@ -75,6 +77,42 @@ fn bench(c: &mut Criterion) {
     };
     c.bench_function("new_flow_rule_100_and_snat", |b| {
         b.iter(|| black_box(walk(&mut rs, black_box(&pkt), &new, &mut out)))
+    });
+    // nf_nat: a new flow's SNAT binding (port kept) and rewrite, the entry
+    // then dropped before confirm so the table stays as it was; and the
+    // rewrite of an established packet.
+    let mut ct = Conntrack::default();
+    let snat = NatRange {
+        addrs: Some((
+            Ipv4Addr::new(198, 51, 100, 1),
+            Ipv4Addr::new(198, 51, 100, 1),
+        )),
+        ..NatRange::default()
+    };
+    let mut seed = 0u32;
+    c.bench_function("nat_new_flow_snat", |b| {
+        b.iter(|| {
+            let mut p = pkt.clone();
+            let h = ct
+                .handle_packet(&p, CtHook::LocalOut, Zone(0), Instant(0))
+                .ct
+                .expect("tracked");
+            let bound = nat::setup(&mut ct, &h, Manip::Src, Some(&snat), &mut || {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                seed
+            });
+            black_box((bound.is_ok(), nat::packet(&ct, &h, Manip::Src, &mut p)));
+            ct.release(h);
+        })
+    });
+    let mut p = pkt.clone();
+    let h = ct
+        .handle_packet(&p, CtHook::LocalOut, Zone(0), Instant(0))
+        .ct
+        .expect("tracked");
+    nat::setup(&mut ct, &h, Manip::Src, Some(&snat), &mut || 0).expect("bound");
+    c.bench_function("nat_rewrite_established", |b| {
+        b.iter(|| black_box(nat::packet(&ct, &h, Manip::Src, black_box(&mut p))))
     });
 }
 

@@ -95,14 +95,27 @@ impl Router {
 
     pub fn run(
         &mut self,
-        mut pkt: Vec<u8>,
+        pkt: Vec<u8>,
         hook: CtHook,
         dnat: Option<NatRange>,
         snat: Option<NatRange>,
     ) -> Out {
+        self.try_run(pkt, hook, dnat, snat)
+            .unwrap_or_else(|inv| panic!("untracked: {inv}"))
+    }
+
+    /// [`run`](Self::run), or why conntrack did not track the packet.
+    pub fn try_run(
+        &mut self,
+        mut pkt: Vec<u8>,
+        hook: CtHook,
+        dnat: Option<NatRange>,
+        snat: Option<NatRange>,
+    ) -> Result<Out, String> {
         let res = self.ct.handle_packet(&pkt, hook, Zone(0), self.now);
-        let (inv, h) = (res.invalid, res.ct);
-        let h = h.unwrap_or_else(|| panic!("untracked: {inv:?}"));
+        let h = res
+            .ct
+            .ok_or_else(|| format!("{:?} {:?}", res.invalid, res.verdict))?;
         let mut out = Out {
             packet: String::new(),
             bytes: Vec::new(),
@@ -127,13 +140,13 @@ impl Router {
             if !nat::packet(&self.ct, &h, manip, &mut pkt) {
                 out.dropped = true;
                 self.ct.release(h);
-                return out.with(pkt);
+                return Ok(out.with(pkt));
             }
         }
         let c = self.ct.confirm(h, self.now);
         out.dropped = c.verdict != Verdict::Accept;
         out.key = c.key.unwrap_or(out.key);
-        out.with(pkt)
+        Ok(out.with(pkt))
     }
 }
 
