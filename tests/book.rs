@@ -90,7 +90,7 @@ enum Command {
         file: String,
         opts: RunOptions,
         json: bool,
-        quiet: bool,
+        detail: report::Detail,
     },
     Check {
         files: Vec<String>,
@@ -194,12 +194,13 @@ fn parse_command(command: &str) -> Result<Command, String> {
     match sub {
         "run" => {
             let mut opts = RunOptions::default();
-            let (mut json, mut quiet, mut file) = (false, false, None);
+            let (mut json, mut quiet, mut walk, mut file) = (false, false, false, None);
             let mut it = args.iter();
             while let Some(&arg) = it.next() {
                 match arg {
                     "--json" => json = true,
                     "--quiet" => quiet = true,
+                    "--walk" => walk = true,
                     "--seed" => {
                         let v = it.next().ok_or("--seed needs a value")?;
                         opts.seed = Some(v.parse().map_err(|_| format!("bad seed {v:?}"))?);
@@ -220,11 +221,12 @@ fn parse_command(command: &str) -> Result<Command, String> {
             }
             opts.timeline = !quiet;
             let file = file.ok_or("`ctsim run` needs a FILE")?;
+            let detail = report::Detail::from_flags(quiet, walk);
             Ok(Command::Run {
                 file,
                 opts,
                 json,
-                quiet,
+                detail,
             })
         }
         "check" if !args.is_empty() && args.iter().all(|a| !a.starts_with('-')) => {
@@ -265,7 +267,7 @@ fn execute(command: &Command) -> (String, u8) {
             file,
             opts,
             json,
-            quiet,
+            detail,
         } => {
             let (s, source) = match load(file) {
                 Ok(x) => x,
@@ -277,7 +279,7 @@ fn execute(command: &Command) -> (String, u8) {
                     let text = if *json {
                         report::json_lines(&out)
                     } else {
-                        report::text(&out, !quiet)
+                        report::text(&out, *detail)
                     };
                     (text, u8::from(out.failed()))
                 }
@@ -772,7 +774,7 @@ fn manifest_commands_parse() {
     assert!(matches!(
         parse_command("ctsim run --quiet --seed 4 --until 2s x.yaml"),
         Ok(Command::Run {
-            quiet: true,
+            detail: report::Detail::Summary,
             json: false,
             ..
         })

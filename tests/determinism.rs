@@ -29,8 +29,8 @@ fn every_scenario_twice_gives_identical_output() {
         let a = run(&s, &source, &cli_options());
         let b = run(&s, &source, &cli_options());
         assert_eq!(
-            report::text(&a, true),
-            report::text(&b, true),
+            report::text(&a, report::Detail::Timeline),
+            report::text(&b, report::Detail::Timeline),
             "{key}: text differs"
         );
         assert_eq!(
@@ -45,8 +45,8 @@ fn every_scenario_twice_gives_identical_output() {
             ..cli_options()
         };
         assert_eq!(
-            report::text(&a, true),
-            report::text(&run(&s, &source, &explicit), true),
+            report::text(&a, report::Detail::Timeline),
+            report::text(&run(&s, &source, &explicit), report::Detail::Timeline),
             "{key}: --seed <its own seed> differs"
         );
     }
@@ -68,13 +68,13 @@ fn timeline_and_capture_do_not_change_the_run() {
             },
         );
         assert_eq!(
-            report::text(&full, false),
-            report::text(&quiet, false),
+            report::text(&full, report::Detail::Summary),
+            report::text(&quiet, report::Detail::Summary),
             "{key}: running without the timeline changes the outcome"
         );
         assert_eq!(
-            report::text(&full, true),
-            report::text(&captured, true),
+            report::text(&full, report::Detail::Timeline),
+            report::text(&captured, report::Detail::Timeline),
             "{key}: capturing changes the outcome"
         );
         assert!(quiet.rows.is_empty(), "{key}: quiet run has timeline rows");

@@ -156,10 +156,16 @@ pub fn tcp_head(packet: &[u8]) -> Option<TcpHead> {
 /// The first connection attempt (SYN without ACK) a node sent, with its
 /// canonical literal.
 pub fn first_syn(out: &RunOutput) -> Option<(TcpHead, String)> {
+    // Only a TCP/IP stack's SYNs carry an ISN and port from the seed.
+    let stack = |r: &&Record| match r.place {
+        Place::Node { node, .. } => out.sim.node(node).as_any().is::<ctsim_engine::host::Host>(),
+        _ => false,
+    };
     out.sim
         .records()
         .iter()
         .filter(|r| r.what == What::Sent)
+        .filter(stack)
         .find_map(|r| {
             let h = tcp_head(&r.packet)?;
             (h.flags & (TCP_SYN | TCP_ACK) == TCP_SYN).then(|| (h, ctsim_packet::show(&r.packet)))

@@ -24,7 +24,14 @@ fn every_scenario_report() {
     let mut without_checks = Vec::new();
     insta::glob!("../scenarios", "**/*.yaml", |path| {
         let out = run_file(path, &cli_options());
-        let text = report::text(&out, true);
+        // Netfilter and NAT scenarios are about each packet's walk.
+        let key = scenario_key(path);
+        let detail = if key.starts_with("netfilter__") || key.starts_with("nat__") {
+            report::Detail::Walk
+        } else {
+            report::Detail::Timeline
+        };
+        let text = report::text(&out, detail);
         let mut settings = insta::Settings::clone_current();
         settings.set_snapshot_suffix(scenario_key(path));
         settings.set_prepend_module_to_snapshot(false);

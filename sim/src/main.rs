@@ -40,6 +40,11 @@ enum Command {
         /// Leave the per-packet timeline out (apps, links and checks remain).
         #[arg(long)]
         quiet: bool,
+        /// Under each packet at a router, show its walk: every hook and table
+        /// it passed, the rule that decided, its conntrack state, the NAT
+        /// done, the routing decision and the verdict (always in --json).
+        #[arg(long, conflicts_with = "quiet")]
+        walk: bool,
         /// Also print wall-clock time and events per second on stderr.
         #[arg(long)]
         timing: bool,
@@ -280,6 +285,7 @@ fn main() -> ExitCode {
             pcap,
             json,
             quiet,
+            walk,
             timing,
         } => {
             let (scenario, source) = match load(&file) {
@@ -315,7 +321,8 @@ fn main() -> ExitCode {
             if json {
                 out(&report::json_lines(&result));
             } else {
-                out(&report::text(&result, !quiet));
+                let detail = report::Detail::from_flags(quiet, walk);
+                out(&report::text(&result, detail));
             }
             if let Some(dir) = pcap {
                 if let Err(e) = result.write_pcaps(&dir) {

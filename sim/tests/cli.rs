@@ -150,7 +150,7 @@ fn every_scenario_runs_with_exit_0_and_prints_what_the_library_reports() {
         let out = ctsim_scenario::run(&s, &source, &opts).expect("runs");
         assert_eq!(
             text(&o.stdout),
-            ctsim_scenario::report::text(&out, true),
+            ctsim_scenario::report::text(&out, ctsim_scenario::report::Detail::Timeline),
             "{}",
             path.display()
         );
@@ -347,15 +347,15 @@ fn json_lines_each_parse() {
         for l in &lines {
             let t = l["type"].as_str().expect("every line has a type");
             assert!(
-                ["event", "app", "link", "check", "summary"].contains(&t),
+                ["event", "walk", "app", "link", "check", "summary"].contains(&t),
                 "{t}"
             );
         }
-        // --quiet --json leaves the events out and nothing else.
+        // --quiet --json leaves the events and walks out and nothing else.
         let quiet = text(&ctsim!("run", path, "--json", "--quiet").stdout);
         let without_events: Vec<&str> = out
             .lines()
-            .filter(|l| !l.contains("\"type\":\"event\""))
+            .filter(|l| !l.contains("\"type\":\"event\"") && !l.contains("\"type\":\"walk\""))
             .collect();
         assert_eq!(quiet.lines().collect::<Vec<_>>(), without_events);
     }

@@ -22,7 +22,7 @@ pub mod topology;
 pub mod trace;
 
 pub use link::{LinkChange, LinkParams, LinkStats};
-pub use node::{AppOutcome, Cx, Node};
+pub use node::{AppOutcome, Command, Cx, Node};
 pub use sim::{Action, BuildError, Builder, PortSpec, Sim};
 pub use time::{Duration, Instant};
 pub use topology::{Cidr, LinkId, NodeId, Port};

@@ -33,6 +33,16 @@ pub struct AppOutcome {
     pub error: Option<String>,
 }
 
+/// A command an administrator types on a node, in the tool's own syntax
+/// without the program name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// `iptables ARGS` (`-t nat -A POSTROUTING -o wan0 -j MASQUERADE`).
+    Iptables(String),
+    /// `conntrack ARGS` (`-F`, `-D -p tcp --dport 22`, `-U --mark 1`).
+    Conntrack(String),
+}
+
 /// A host, raw host or router. The engine calls it; it answers through `Cx`.
 pub trait Node: Any {
     /// Called once at time zero, before any event.
@@ -41,6 +51,11 @@ pub trait Node: Any {
     fn receive(&mut self, cx: &mut Cx<'_>, port: u16, packet: Vec<u8>);
     /// A wake-up asked for with [`Cx::wake_at`] is due.
     fn wake(&mut self, cx: &mut Cx<'_>, token: u64);
+    /// An administrator's command scheduled by the scenario (`iptables …`
+    /// on a router). Nodes that run no such tool ignore it.
+    fn command(&mut self, cx: &mut Cx<'_>, cmd: &Command) {
+        let _ = (cx, cmd);
+    }
     /// The node's applications and how they fared.
     fn outcomes(&self) -> Vec<AppOutcome> {
         Vec::new()
@@ -64,6 +79,8 @@ pub struct Cx<'a> {
     pub(crate) background: &'a mut u64,
     /// Packet buffers that finished their journey, for reuse.
     pub(crate) pool: &'a mut Vec<Vec<u8>>,
+    /// Wake-ups called off (the run's set).
+    pub(crate) cancelled: &'a mut std::collections::BTreeMap<(Instant, NodeId, u64), u32>,
 }
 
 /// Buffers kept for reuse at most; beyond this a finished packet is freed.
@@ -106,6 +123,14 @@ impl Cx<'_> {
             .push(at.max(self.now), Event::Wake { node, token });
     }
 
+    /// Calls off a wake-up asked for with [`wake_at`](Self::wake_at)(`at`,
+    /// `token`) that is still pending (a deadline that no longer matters):
+    /// it will not be delivered, and it no longer keeps the run alive.
+    pub fn cancel_wake(&mut self, at: Instant, token: u64) {
+        *self.cancelled.entry((at, self.node, token)).or_default() += 1;
+        *self.background += 1;
+    }
+
     /// Asks to be woken at `at` with `token` for housekeeping that must not
     /// keep a run alive (conntrack timers): a run without an end time stops
     /// when only background wake-ups are left. `token` gets [`BACKGROUND`]
@@ -139,6 +164,22 @@ impl Cx<'_> {
     /// Adds a line inside this node (a conntrack event, a kernel message).
     pub fn record_text(&mut self, what: What, text: String) {
         let place = Place::Inside { node: self.node };
+        self.trace.record_text(self.now, place, what, text);
+    }
+
+    /// Notes on the latest record the packet as it was received, before
+    /// NAT rewrote it.
+    pub fn record_before(&mut self, before: Vec<u8>) {
+        self.trace.set_before(before);
+    }
+
+    /// Adds a line at this node's interface `port` (a step of a packet's
+    /// walk).
+    pub fn record_text_at(&mut self, port: u16, what: What, text: String) {
+        let place = Place::Node {
+            node: self.node,
+            port,
+        };
         self.trace.record_text(self.now, place, what, text);
     }
 

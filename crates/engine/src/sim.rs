@@ -1,7 +1,7 @@
 //! A run: the nodes, the links, the queue, and the loop that drives them.
 
 use crate::link::{Link, LinkChange, LinkParams, LinkStats};
-use crate::node::{AppOutcome, Cx, Node};
+use crate::node::{AppOutcome, Command, Cx, Node};
 use crate::queue::{Event, Queue};
 use crate::rng::Rng;
 use crate::time::Instant;
@@ -11,7 +11,15 @@ use crate::trace::{Record, Trace};
 /// A change scheduled by the scenario.
 #[derive(Clone, Debug)]
 pub enum Action {
-    Link { link: LinkId, change: LinkChange },
+    Link {
+        link: LinkId,
+        change: LinkChange,
+    },
+    /// A command run on a node (`iptables …` on a router).
+    Command {
+        node: NodeId,
+        command: Command,
+    },
 }
 
 /// Why a topology could not be assembled. The scenario validates first, so
@@ -163,6 +171,7 @@ impl Builder {
             events: 0,
             last_activity: Instant::ZERO,
             pool: Vec::new(),
+            cancelled: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -187,6 +196,9 @@ pub struct Sim {
     last_activity: Instant,
     /// Packet buffers for reuse (see [`Cx::buffer`]).
     pool: Vec<Vec<u8>>,
+    /// Wake-ups their nodes called off ([`Cx::cancel_wake`]), by (time,
+    /// node, token), with how many of each: skipped when popped.
+    cancelled: std::collections::BTreeMap<(Instant, NodeId, u64), u32>,
 }
 
 impl Sim {
@@ -218,6 +230,11 @@ impl Sim {
             let Some((time, event)) = self.queue.pop_until(until) else {
                 break;
             };
+            if let Event::Wake { node, token } = event {
+                if self.take_cancelled(time, node, token) {
+                    continue;
+                }
+            }
             self.now = time;
             self.events += 1;
             let acted = match event {
@@ -242,6 +259,20 @@ impl Sim {
         }
     }
 
+    /// Whether the wake-up (time, node, token) was called off; if so it is
+    /// forgotten (it counted as background while it waited).
+    fn take_cancelled(&mut self, time: Instant, node: NodeId, token: u64) -> bool {
+        let Some(n) = self.cancelled.get_mut(&(time, node, token)) else {
+            return false;
+        };
+        *n -= 1;
+        if *n == 0 {
+            self.cancelled.remove(&(time, node, token));
+        }
+        self.background -= 1;
+        true
+    }
+
     fn deliver(&mut self, link: LinkId, dir: u8, packet: Vec<u8>) {
         let l = &mut self.links[link.0 as usize];
         if !l.arrive(self.now, dir, &packet, &mut self.trace) {
@@ -262,6 +293,10 @@ impl Sim {
                     }
                 }
             }
+            Action::Command { node, command } => {
+                let (node, command) = (*node, command.clone());
+                let _ = self.call(node, |n, cx| n.command(cx, &command));
+            }
         }
     }
 
@@ -279,6 +314,7 @@ impl Sim {
             acted: false,
             background: &mut self.background,
             pool: &mut self.pool,
+            cancelled: &mut self.cancelled,
         };
         f(self.nodes[i].as_mut(), &mut cx);
         cx.acted

@@ -36,9 +36,22 @@ pub enum What {
     /// A conntrack event (`[NEW]`, `[UPDATE]`, `[DESTROY]`) as `conntrack -E`
     /// prints it; the line is the record's `text`.
     Conntrack,
-    /// A kernel log message (e.g. conntrack's "table full, dropping packet");
-    /// the message is the record's `text`.
+    /// A kernel log message (e.g. conntrack's "table full, dropping packet",
+    /// or a LOG/TRACE line); the message is the record's `text`.
     Kernel,
+    /// One step of a packet's walk through a router's hooks, recorded just
+    /// after the packet's own record: `hook` is `PREROUTING` … `POSTROUTING`
+    /// (or `routing`, `verdict`), `step` the table or stage (`raw`,
+    /// `conntrack`, `nat`, `filter`, `dnat`, `snat`, …; empty for routing
+    /// and verdict), and the record's `text` says what happened there.
+    Walk {
+        hook: &'static str,
+        step: &'static str,
+    },
+    /// An administrator's command run on a node during the run (`iptables
+    /// …`, `conntrack …`): the command line and, on the lines after it, what
+    /// it printed or the error, as the record's `text`.
+    Command,
 }
 
 /// What conntrack made of a packet at a router: the state iptables'
@@ -86,6 +99,8 @@ pub enum DropReason {
     Conntrack,
     /// Addressed to another host (hosts do not forward).
     NotForUs,
+    /// A netfilter rule or policy dropped it (Linux's `NETFILTER_DROP`).
+    Netfilter,
 }
 
 impl DropReason {
@@ -104,6 +119,7 @@ impl DropReason {
             DropReason::Malformed => "malformed",
             DropReason::Conntrack => "conntrack",
             DropReason::NotForUs => "not-for-us",
+            DropReason::Netfilter => "netfilter",
         }
     }
 }
@@ -126,6 +142,18 @@ pub struct Record {
     pub ct: Option<CtNote>,
     /// The line of a [`What::Conntrack`] or [`What::Kernel`] record.
     pub text: Option<Box<str>>,
+    /// The packet as the router received it, when NAT rewrote it on its way
+    /// through (`packet` is what left).
+    pub before: Option<Box<[u8]>>,
+}
+
+impl Record {
+    /// Whether the packet, as it left or (NATed) as it came in, matches.
+    pub fn matches(&self, filter: &ctsim_packet::Filter) -> bool {
+        self.text.is_none()
+            && (filter.matches(&self.packet)
+                || self.before.as_deref().is_some_and(|b| filter.matches(b)))
+    }
 }
 
 /// The run's record of events, in the order they happened.
@@ -168,6 +196,7 @@ impl Trace {
                 packet: packet.into(),
                 ct,
                 text: None,
+                before: None,
             });
         }
     }
@@ -182,7 +211,16 @@ impl Trace {
                 packet: Box::default(),
                 ct: None,
                 text: Some(text.into_boxed_str()),
+                before: None,
             });
+        }
+    }
+
+    /// Sets `before` of the latest record (the router calls this right
+    /// after recording a packet NAT rewrote).
+    pub fn set_before(&mut self, before: Vec<u8>) {
+        if let Some(r) = self.records.last_mut() {
+            r.before = Some(before.into_boxed_slice());
         }
     }
 

@@ -729,3 +729,60 @@ fn ping_reports_time_exceeded_with_the_router_address() {
     );
     assert_eq!(p.error.as_deref(), Some("time-exceeded from 192.0.2.254"));
 }
+
+/// Once every reply is in, ping's wait for stragglers is called off: it
+/// does not keep the run going (nothing happens at last-send + 10 s).
+/// With the reply lost, the wait is real and the run goes on to it.
+#[test]
+fn ping_deadline_is_called_off_when_every_reply_is_in() {
+    let ping = |count| {
+        app(
+            "ping",
+            0,
+            AppKind::Ping {
+                to: B,
+                count,
+                interval: Duration::from_secs(1),
+                size: 56,
+                ttl: 64,
+            },
+        )
+    };
+    let mut sim = world(7, link(10), vec![ping(1)], vec![]);
+    sim.run_while_busy(Instant::ZERO + Duration::from_secs(3600));
+    assert!(sim.idle());
+    assert_eq!(sim.now(), Instant::ZERO + Duration::from_millis(20));
+    assert_eq!(find(&sim.outcomes(), "ping").state, "done");
+    let lossy = LinkParams {
+        loss: 1.0,
+        ..link(10)
+    };
+    let mut sim = world(7, lossy, vec![ping(1)], vec![]);
+    sim.run_while_busy(Instant::ZERO + Duration::from_secs(3600));
+    assert_eq!(sim.now(), Instant::ZERO + Duration::from_secs(10));
+    let p = find(&sim.outcomes(), "ping").clone();
+    assert_eq!((p.state.as_str(), p.replies), ("done", 0), "{p:?}");
+}
+
+/// A server accepts a second connection while serving the first, as a
+/// listening socket with a backlog does.
+#[test]
+fn a_server_serves_overlapping_connections() {
+    let c = |name: &str, at| App {
+        name: name.into(),
+        at: Instant::ZERO + Duration::from_millis(at),
+        ..client(7, Payload::Text("hi\n".into()), Some(3), CloseMode::Close)
+    };
+    let mut sim = world(
+        3,
+        link(10),
+        vec![c("one", 10), c("two", 15)],
+        vec![server(7, ServerMode::Echo)],
+    );
+    let out = run(&mut sim, 5);
+    for name in ["one", "two"] {
+        let o = find(&out, name);
+        assert_eq!((o.state.as_str(), o.bytes_received), ("closed", 3), "{o:?}");
+    }
+    assert_eq!(find(&out, "server").requests, 2);
+}

@@ -635,7 +635,7 @@ impl Ruleset {
             if !self.tables[kind as usize].present {
                 continue;
             }
-            if kind == TableKind::Nat && !nat_wanted(input.hook, ct) {
+            if kind == TableKind::Nat && !nat_wanted(input.hook, ct, &pkt) {
                 if out.record_walk {
                     let chain = self.tables[kind as usize]
                         .chain_index(input.hook.name())
@@ -845,11 +845,16 @@ impl Ruleset {
 
 /// hooks.md §7: the nat chains run only for NEW/RELATED/RELATED_REPLY
 /// packets whose manip is not done yet.
-fn nat_wanted(hook: Hook, ct: &dyn ConnView) -> bool {
+fn nat_wanted(hook: Hook, ct: &dyn ConnView, pkt: &Pkt) -> bool {
     let Some(info) = ct.ctinfo() else {
         return false;
     };
     if !matches!(info, CtInfo::New | CtInfo::Related | CtInfo::RelatedReply) {
+        return false;
+    }
+    // An ICMP error RELATED to a connection is only translated, never bound
+    // (nf_nat_ipv4_fn).
+    if pkt.proto == 1 && pkt.l4 && ctsim_conntrack::tuple::icmp_is_error(pkt.icmp_type) {
         return false;
     }
     let done = match hook.manip() {

@@ -382,6 +382,19 @@ fn nat_chains_only_for_a_connections_first_packet() {
         }))
     );
     assert!(r.list(TableKind::Nat).contains("    1    40 DNAT       6    --  wan0   *       0.0.0.0/0            0.0.0.0/0            tcp dpt:8080 to:192.0.2.2:80"));
+    // An ICMP error RELATED to an entry without a binding is translated,
+    // never bound: nf_nat_ipv4_fn skips the nat chains for it.
+    let error = pkt("icmp 198.51.100.2 > 192.0.2.2 port-unreachable quote=(udp 192.0.2.2:5000 > 198.51.100.2:53 len=0)");
+    r.at(
+        Hook::Postrouting,
+        &error,
+        "wan0",
+        "wan0",
+        &ct(Some(CtInfo::Related)),
+        0,
+    );
+    assert_eq!(r.out.nat, None);
+    assert_eq!(r.out.walk[0].kind, StepKind::NatSkipped);
 }
 
 #[test]

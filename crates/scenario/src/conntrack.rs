@@ -303,7 +303,7 @@ pub fn packet_states(
         .iter()
         .filter(|r| r.time <= at)
         .filter(|r| matches!(r.place, Place::Node { node, .. } if node == id))
-        .filter(|r| r.text.is_none() && filter.matches(&r.packet))
+        .filter(|r| r.matches(filter))
         .map(|r| match r.ct {
             Some(n) => n.to_string().trim_matches(['[', ']']).to_string(),
             None => "untracked by this router".to_string(),

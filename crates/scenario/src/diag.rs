@@ -81,6 +81,56 @@ impl Source {
         }
     }
 
+    /// The span of the word at 1-based `line` and character `column` of a string's value (an
+    /// error position from the iptables parser). Exact for one-line scalars (see
+    /// [`sub_span`](Self::sub_span)) and for block scalars (`|`), whose value lines are the file's
+    /// lines after the indicator, less the block's indentation; otherwise the whole scalar.
+    pub fn text_span(&self, string: &Spanned<String>, line: usize, column: usize) -> Span {
+        let whole = string.span;
+        let Some(value_line) = string.value.lines().nth(line.saturating_sub(1)) else {
+            return whole;
+        };
+        let start = value_line
+            .char_indices()
+            .nth(column.saturating_sub(1))
+            .map_or(value_line.len(), |(i, _)| i);
+        let len = value_line[start..]
+            .find(char::is_whitespace)
+            .unwrap_or(value_line.len() - start)
+            .max(1);
+        if !string.value.trim_end_matches('\n').contains('\n') {
+            let line_start = string
+                .value
+                .lines()
+                .next()
+                .map_or(0, |l| l.as_ptr() as usize - string.value.as_ptr() as usize);
+            let at = line_start + start;
+            return self.sub_span(string, at..(at + len).min(string.value.len()));
+        }
+        let Some(written) = self.slice(whole) else {
+            return whole;
+        };
+        if !written.starts_with('|') {
+            return whole;
+        }
+        let header = u64::from(whole.line);
+        // The block's indentation: that of its first non-blank line.
+        let indent = written
+            .lines()
+            .skip(1)
+            .find(|l| !l.trim().is_empty())
+            .map_or(0, |l| l.len() - l.trim_start_matches(' ').len());
+        let col = indent as u64 + column as u64;
+        let offset = self.offset_of(header + line as u64, col);
+        let end = offset
+            + value_line[start..]
+                .chars()
+                .take(len)
+                .map(char::len_utf8)
+                .sum::<usize>();
+        self.span(offset..end)
+    }
+
     /// The span of `range` (a byte range of `string.value`) in the file.
     ///
     /// Exact when the scalar is written on one line either plain or in quotes without escapes

@@ -9,6 +9,7 @@ pub mod graph;
 pub mod load;
 pub mod lower;
 pub mod model;
+pub mod netfilter;
 pub mod report;
 pub mod run;
 pub mod validate;

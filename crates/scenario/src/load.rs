@@ -10,9 +10,9 @@ use crate::model::file::{
 };
 use crate::model::values::{Probability, Target};
 use crate::model::{
-    App, AppKind, Check, CheckKind, CountRange, CtStat, CtStateName, CtTable, Event, Host,
+    AdminCommand, App, AppKind, Check, CheckKind, CountRange, CtStat, CtTable, Event, Host,
     Interface, Link, LinkEnd, LinkParams, Packet, PacketKind, Payload, Route, Router, Scenario,
-    ServerMode, TableAssert, Which,
+    ServerMode, TableAssert, Tool, Which,
 };
 use crate::validate;
 
@@ -225,6 +225,15 @@ pub fn build(source: &Source, f: ScenarioFile, errors: &mut Vec<Diagnostic>) -> 
         .filter_map(|p| b.packet(source, &nodes, p))
         .collect();
     drop(nodes);
+    let mut events = Vec::new();
+    let mut commands = Vec::new();
+    for e in f.events.unwrap_or_default() {
+        match b.event(e) {
+            Some(Ok(e)) => events.push(e),
+            Some(Err(c)) => commands.push(c),
+            None => {}
+        }
+    }
     Scenario {
         name: f.name,
         description: f.description,
@@ -240,12 +249,8 @@ pub fn build(source: &Source, f: ScenarioFile, errors: &mut Vec<Diagnostic>) -> 
             .map(|a| b.app(a))
             .collect(),
         packets,
-        events: f
-            .events
-            .unwrap_or_default()
-            .into_iter()
-            .map(|e| b.event(e))
-            .collect(),
+        events,
+        commands,
         checks: f
             .checks
             .unwrap_or_default()
@@ -611,9 +616,76 @@ impl Builder<'_> {
         })
     }
 
-    fn event(&mut self, e: Spanned<EventFile>) -> Event {
+    /// A link change, or a command on a router (`on:` with `iptables:` or `conntrack:`).
+    fn event(&mut self, e: Spanned<EventFile>) -> Option<Result<Event, AdminCommand>> {
         let span = e.span;
         let e = e.value;
+        let tools = [
+            e.iptables.clone().map(|a| (Tool::Iptables, a)),
+            e.conntrack.clone().map(|a| (Tool::Conntrack, a)),
+        ];
+        let mut tools = tools.into_iter().flatten();
+        let tool = tools.next();
+        if let Some((_, second)) = tools.next() {
+            self.err(
+                Diagnostic::new("an event runs one command")
+                    .label(second.span, "second command")
+                    .help("write two events"),
+            );
+        }
+        let link_keys = [
+            e.down.as_ref().map(|v| v.span),
+            e.delay.as_ref().map(|v| v.span),
+            e.bandwidth.as_ref().map(|v| v.span),
+            e.queue.as_ref().map(|v| v.span),
+            e.loss.as_ref().map(|v| v.span),
+            e.duplicate.as_ref().map(|v| v.span),
+            e.reorder.as_ref().map(|v| v.span),
+            e.reorder_delay.as_ref().map(|v| v.span),
+            e.mtu.as_ref().map(|v| v.span),
+            e.link.as_ref().map(|v| v.span),
+        ];
+        if let Some((tool, args)) = tool {
+            if let Some(stray) = link_keys.iter().flatten().next() {
+                self.err(
+                    Diagnostic::new("an event either changes a link or runs a command")
+                        .label(*stray, "a link setting in a command event")
+                        .label(args.span, "the command")
+                        .help("write two events"),
+                );
+            }
+            let Some(on) = e.on else {
+                self.err(
+                    Diagnostic::new(format!("which router runs this `{}` command?", tool.name()))
+                        .label(args.span, "no `on:`")
+                        .help("add `on: ROUTER`"),
+                );
+                return None;
+            };
+            return Some(Err(AdminCommand {
+                at: e.at.value,
+                on,
+                tool,
+                args,
+                span,
+            }));
+        }
+        if let Some(on) = &e.on {
+            self.err(
+                Diagnostic::new("`on:` names the router of a command")
+                    .label(on.span, "no `iptables:` or `conntrack:` in this event")
+                    .help("add `iptables: \"-A …\"` or `conntrack: \"-F\"`, or remove `on:`"),
+            );
+            return None;
+        }
+        let Some(link) = e.link else {
+            self.err(
+                Diagnostic::new("what does this event change?")
+                    .label(e.at.span, "no `link:`, `iptables:` or `conntrack:`")
+                    .help("write `{ at: 2s, link: NAME, down: true }` or `{ at: 2s, on: ROUTER, iptables: \"-F\" }`"),
+            );
+            return None;
+        };
         let event = Event {
             at: e.at.value,
             down: e.down.as_ref().map(|d| d.value),
@@ -625,7 +697,7 @@ impl Builder<'_> {
             reorder: self.probability(&e.reorder, "reorder"),
             reorder_delay: e.reorder_delay.as_ref().map(|d| d.value),
             mtu: self.mtu(&e.mtu),
-            link: e.link,
+            link,
             span,
         };
         let changes = event.down.is_some()
@@ -644,7 +716,7 @@ impl Builder<'_> {
                     .help("add `down: true`/`false` or a link parameter (`delay`, `bandwidth`, `queue`, `loss`, `duplicate`, `reorder`, `reorder-delay`, `mtu`)"),
             );
         }
-        event
+        Some(Ok(event))
     }
 
     fn check(&mut self, c: Spanned<CheckFile>) -> Option<Check> {
@@ -660,7 +732,7 @@ impl Builder<'_> {
             let at = present.first().map_or(span, |&(_, s)| s);
             self.err(
                 Diagnostic::new("what does this check test?")
-                    .label(at, "no `app:`, `received:`, `dropped:`, `seen:`, `table:`, `packet:` or `stat:`")
+                    .label(at, "no `app:`, `received:`, `dropped:`, `seen:`, `table:`, `packet:`, `stat:`, `rules:` or `log:`")
                     .help("a check is one of `{ app: NAME, state: closed }`, `{ on: NODE, received: \"udp\" }`, `{ link: NAME, dropped: 0 }`, `{ on: NODE, seen: \"icmp\" }`, `{ on: ROUTER, table: conntrack, count: 1 }`, `{ on: ROUTER, packet: \"tcp\", ctstate: NEW }`, `{ on: ROUTER, stat: invalid, value: 0 }`"),
             );
             return None;
@@ -756,7 +828,7 @@ impl Builder<'_> {
                 filter: c.seen.clone().unwrap_or_else(missing),
                 count: count(self),
             },
-            "table" => {
+            "table" | "rules" => {
                 let counted = c.count.is_some() || c.min.is_some() || c.max.is_some();
                 let asserts = [
                     c.contains.as_ref().map(|v| ("contains", v.span)),
@@ -797,17 +869,60 @@ impl Builder<'_> {
                 } else {
                     TableAssert::Count(CountRange { min: 0, max: None })
                 };
-                CheckKind::Table {
-                    on: c.on.clone().unwrap_or_else(missing),
-                    table: c.table.as_ref().map_or(CtTable::Conntrack, |t| t.value),
-                    assert,
+                match &c.rules {
+                    Some(table) => CheckKind::Rules {
+                        on: c.on.clone().unwrap_or_else(missing),
+                        table: table.clone(),
+                        assert,
+                    },
+                    None => CheckKind::Table {
+                        on: c.on.clone().unwrap_or_else(missing),
+                        table: c.table.as_ref().map_or(CtTable::Conntrack, |t| t.value),
+                        assert,
+                    },
                 }
             }
-            "packet" => CheckKind::CtState {
+            "packet" => {
+                let on = c.on.clone().unwrap_or_else(missing);
+                let filter = c.packet.clone().unwrap_or_else(missing);
+                let all = c.which.as_ref().is_some_and(|w| w.value == Which::All);
+                match (&c.ctstate, &c.verdict) {
+                    (Some(_), Some(v)) => {
+                        self.err(
+                            Diagnostic::new(
+                                "a packet check tests one thing: `ctstate` or `verdict`",
+                            )
+                            .label(v.span, "second assertion")
+                            .help("write two checks"),
+                        );
+                        return None;
+                    }
+                    (None, Some(v)) => CheckKind::Verdict {
+                        on,
+                        filter,
+                        verdict: v.value,
+                        all,
+                    },
+                    (Some(st), None) => CheckKind::CtState {
+                        on,
+                        filter,
+                        state: st.value,
+                        all,
+                    },
+                    (None, None) => {
+                        self.err(
+                            Diagnostic::new("this check asserts nothing about the packet")
+                                .label(kind_span, "what should hold for this packet?")
+                                .help("add `ctstate: NEW` (its conntrack state) or `verdict: DROP` (what netfilter decided)"),
+                        );
+                        return None;
+                    }
+                }
+            }
+            "log" => CheckKind::Log {
                 on: c.on.clone().unwrap_or_else(missing),
-                filter: c.packet.clone().unwrap_or_else(missing),
-                state: c.ctstate.as_ref().map_or(CtStateName::New, |v| v.value),
-                all: c.which.as_ref().is_some_and(|w| w.value == Which::All),
+                pattern: c.log.clone().unwrap_or_else(missing),
+                count: count(self),
             },
             _ => CheckKind::Stat {
                 on: c.on.clone().unwrap_or_else(missing),

@@ -10,8 +10,11 @@ use ctsim_engine::host::{self, Host, HostConfig, Nic};
 use ctsim_engine::raw::{RawHost, RawSend};
 use ctsim_engine::router::conntrack::sysctl::KEYS;
 use ctsim_engine::router::conntrack::{Conntrack, Sysctls};
-use ctsim_engine::router::{Router, StaticRoute};
-use ctsim_engine::{Builder, Cidr, Instant, LinkChange, LinkId, LinkParams, NodeId, PortSpec};
+use ctsim_engine::router::netfilter::Ruleset;
+use ctsim_engine::router::{CtCommand, Router, StaticRoute};
+use ctsim_engine::{
+    Builder, Cidr, Command, Instant, LinkChange, LinkId, LinkParams, NodeId, PortSpec,
+};
 use ctsim_packet::Filter;
 
 use crate::diag::{literal_error, Diagnostic, Report, Source};
@@ -199,18 +202,61 @@ fn raw_sends(
     sends
 }
 
-/// Rulesets are parsed by the model but nothing runs them yet: say so
-/// rather than run a router that silently ignores its firewall.
-fn unsupported(s: &Scenario, errors: &mut Vec<Diagnostic>) {
-    for r in &s.routers {
-        if let Some(rules) = &r.ruleset {
-            errors.push(
-                Diagnostic::new("routers do not run netfilter rulesets yet")
-                    .label(rules.span, "this ruleset would be ignored")
-                    .help("remove `ruleset:`; the hook chain and iptables rules are not implemented in this version"),
-            );
-        }
-    }
+/// Each router's iptables ruleset (`None` without `ruleset:` and
+/// commands), parsed as iptables-restore reads it, and every `iptables`
+/// command of the scenario applied in time order to a copy, so that a
+/// command that would fail during the run (a typo, a rule `-D` cannot
+/// find) is an error at its place in the file. Conntrack commands are
+/// parsed too.
+fn rulesets(s: &Scenario, source: &Source, errors: &mut Vec<Diagnostic>) -> Vec<Option<Ruleset>> {
+    let mut commands: Vec<&model::AdminCommand> = s.commands.iter().collect();
+    commands.sort_by_key(|c| c.at);
+    s.routers
+        .iter()
+        .map(|r| {
+            let rules = r.ruleset.as_ref().and_then(|text| {
+                Ruleset::parse(&text.value)
+                    .map_err(|e| {
+                        let span = source.text_span(text, e.line, e.column);
+                        errors.push(
+                            Diagnostic::new(format!("bad ruleset: {}", e.message))
+                                .label(span, "here")
+                                .help("the ruleset is iptables-restore input, as `iptables-save` prints it"),
+                        );
+                    })
+                    .ok()
+            });
+            let mine = commands.iter().filter(|c| c.on.value == r.name.value);
+            let mut scratch = rules.clone();
+            for c in mine {
+                match c.tool {
+                    model::Tool::Iptables => {
+                        let rs = scratch.get_or_insert_with(Ruleset::new);
+                        if let Err(e) = rs.command(&c.args.value) {
+                            let span = source.text_span(&c.args, e.line, e.column);
+                            errors.push(
+                                Diagnostic::new(format!("iptables would fail: {}", e.message))
+                                    .label(span, "here")
+                                    .help("commands are applied in time order to the router's ruleset as `iptables` applies them"),
+                            );
+                        }
+                    }
+                    model::Tool::Conntrack => {
+                        if let Err(e) = CtCommand::parse(&c.args.value) {
+                            errors.push(
+                                Diagnostic::new(format!("conntrack would fail: {e}"))
+                                    .label(c.args.span, "this command")
+                                    .help("ctsim runs `conntrack -F`, `-D [filters]` and `-U [filters] --mark N`"),
+                            );
+                        }
+                    }
+                }
+            }
+            // With commands alone the router starts with no tables, as a
+            // namespace where nothing loaded iptables yet.
+            rules
+        })
+        .collect()
 }
 
 /// Each router's conntrack table (`None` with `conntrack: off`), its
@@ -273,7 +319,8 @@ fn check_filters(
                 filter: Some(f), ..
             }
             | model::CheckKind::Seen { filter: f, .. }
-            | model::CheckKind::CtState { filter: f, .. } => f,
+            | model::CheckKind::CtState { filter: f, .. }
+            | model::CheckKind::Verdict { filter: f, .. } => f,
             _ => continue,
         };
         match Filter::parse(&text.value) {
@@ -308,6 +355,7 @@ struct Parsed {
     sends: BTreeMap<String, Vec<RawSend>>,
     filters: BTreeMap<usize, Filter>,
     tables: Vec<Option<Conntrack>>,
+    rulesets: Vec<Option<Ruleset>>,
 }
 
 /// Parses packet literals, check filters and router sysctls, reporting every
@@ -316,13 +364,14 @@ fn parse(s: &Scenario, source: &Arc<Source>, index: &PortIndex<'_>) -> Result<Pa
     let mut errors = Vec::new();
     let sends = raw_sends(s, source, index, &mut errors);
     let filters = check_filters(s, source, &mut errors);
-    unsupported(s, &mut errors);
+    let rulesets = rulesets(s, source, &mut errors);
     let tables = conntrack_tables(s, &mut errors);
     if errors.is_empty() {
         Ok(Parsed {
             sends,
             filters,
             tables,
+            rulesets,
         })
     } else {
         Err(Report::new(source.clone(), errors))
@@ -347,8 +396,10 @@ pub fn lower(
         mut sends,
         filters,
         tables,
+        rulesets,
     } = parse(s, source, &index)?;
     let mut tables = tables.into_iter();
+    let mut rulesets = rulesets.into_iter();
     let names = app_names(s);
     let mut b = Builder::new(seed);
     b.trace(trace);
@@ -408,7 +459,12 @@ pub fn lower(
             })
             .collect();
         let table = tables.next().flatten();
-        let node = Box::new(Router::new(addrs, &routes).with_conntrack(table, trace));
+        let rules = rulesets.next().flatten();
+        let node = Box::new(
+            Router::new(addrs, &routes)
+                .with_conntrack(table, trace)
+                .with_ruleset(rules),
+        );
         nodes.insert(
             r.name.value.clone(),
             b.add_node(&r.name.value, ports(&r.interfaces), node),
@@ -440,6 +496,19 @@ pub fn lower(
                     link,
                     change: link_change(e),
                 },
+            );
+        }
+    }
+    for c in &s.commands {
+        if let Some(&node) = nodes.get(&c.on.value) {
+            let args = c.args.value.clone();
+            let command = match c.tool {
+                model::Tool::Iptables => Command::Iptables(args),
+                model::Tool::Conntrack => Command::Conntrack(args),
+            };
+            b.schedule(
+                instant(c.at),
+                ctsim_engine::Action::Command { node, command },
             );
         }
     }

@@ -34,6 +34,8 @@ pub struct Scenario {
     pub apps: Vec<App>,
     pub packets: Vec<Packet>,
     pub events: Vec<Event>,
+    /// Commands run on routers during the run, in file order.
+    pub commands: Vec<AdminCommand>,
     pub checks: Vec<Check>,
 }
 
@@ -337,6 +339,34 @@ impl Event {
     }
 }
 
+/// A command an administrator runs on a router at `at`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AdminCommand {
+    pub at: Duration,
+    /// The router.
+    pub on: Spanned<String>,
+    pub tool: Tool,
+    /// The arguments, without the program name.
+    pub args: Spanned<String>,
+    pub span: Span,
+}
+
+/// The programs a scenario can run on a router.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tool {
+    Iptables,
+    Conntrack,
+}
+
+impl Tool {
+    pub fn name(self) -> &'static str {
+        match self {
+            Tool::Iptables => "iptables",
+            Tool::Conntrack => "conntrack",
+        }
+    }
+}
+
 /// Something that must hold at `at` (default: the end of the run).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Check {
@@ -398,6 +428,26 @@ pub enum CheckKind {
         stat: CtStat,
         value: u64,
     },
+    /// One iptables table of a router, as `iptables-save -c` prints it.
+    Rules {
+        on: Spanned<String>,
+        /// The table's name as written (validated against the known tables).
+        table: Spanned<String>,
+        assert: TableAssert,
+    },
+    /// The netfilter verdict packets matching a filter got at a router.
+    Verdict {
+        on: Spanned<String>,
+        filter: Spanned<String>,
+        verdict: VerdictName,
+        all: bool,
+    },
+    /// Kernel log lines of a router (LOG, TRACE, conntrack messages).
+    Log {
+        on: Spanned<String>,
+        pattern: Spanned<String>,
+        count: CountRange,
+    },
 }
 
 /// What a table check asserts.
@@ -444,6 +494,23 @@ impl CtStateName {
             CtStateName::Related => "RELATED",
             CtStateName::Invalid => "INVALID",
             CtStateName::Untracked => "UNTRACKED",
+        }
+    }
+}
+
+/// A netfilter verdict, as iptables names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum VerdictName {
+    Accept,
+    Drop,
+}
+
+impl VerdictName {
+    pub fn name(self) -> &'static str {
+        match self {
+            VerdictName::Accept => "ACCEPT",
+            VerdictName::Drop => "DROP",
         }
     }
 }

@@ -24,17 +24,28 @@ pub struct Row {
     pub ctstate: Option<&'static str>,
     /// Why the packet is INVALID, in the kernel's words.
     pub invalid: Option<&'static str>,
+    /// For a packet NAT rewrote at this router: what changed (`(src was
+    /// 192.0.2.2:40000)`) and the packet as it came in.
+    pub nat: Option<(String, String)>,
+    /// For a line of a packet's walk: its hook and step (`PREROUTING`,
+    /// `nat`); `packet` holds what happened there.
+    pub walk: Option<(&'static str, &'static str)>,
 }
 
 impl Row {
     /// The last column of the text timeline: `[NEW] tcp …` for a packet at
     /// a tracking router, the line itself for events and messages.
     pub fn detail(&self) -> String {
-        match (self.ctstate, self.invalid) {
+        let mut s = match (self.ctstate, self.invalid) {
             (Some(st), Some(why)) => format!("[{st}: {why}] {}", self.packet),
             (Some(st), None) => format!("[{st}] {}", self.packet),
             _ => self.packet.clone(),
+        };
+        if let Some((note, _)) = &self.nat {
+            s.push(' ');
+            s.push_str(note);
         }
+        s
     }
 }
 
@@ -76,6 +87,8 @@ pub fn row(sim: &Sim, r: &Record) -> Row {
         What::Dropped(reason) => format!("dropped ({reason})"),
         What::Conntrack => "conntrack".to_string(),
         What::Kernel => "kernel".to_string(),
+        What::Command => "command".to_string(),
+        What::Walk { hook, .. } => format!("  {hook}"),
     };
     let packet = match &r.text {
         Some(t) => t.to_string(),
@@ -89,26 +102,111 @@ pub fn row(sim: &Sim, r: &Record) -> Row {
         packet,
         ctstate: r.ct.map(|c| c.state.name()),
         invalid: r.ct.and_then(|c| c.invalid),
+        nat: r.before.as_deref().map(|b| {
+            (
+                nat_note(b, &r.packet),
+                format!("{:#}", ctsim_packet::Literal(b)),
+            )
+        }),
+        walk: match r.what {
+            What::Walk { hook, step } => Some((hook, step)),
+            _ => None,
+        },
+    }
+}
+
+/// What NAT changed, as `(src was 192.0.2.2:40000)` / `(dst was
+/// 198.51.100.1:8080)`: the ends of `before` that differ in `after`.
+fn nat_note(before: &[u8], after: &[u8]) -> String {
+    let (b, a) = (ends(before), ends(after));
+    let mut parts = Vec::new();
+    if b.0 != a.0 {
+        parts.push(format!("src was {}", b.0));
+    }
+    if b.1 != a.1 {
+        parts.push(format!("dst was {}", b.1));
+    }
+    format!("({})", parts.join(", "))
+}
+
+/// `addr[:port]` of a datagram's source and destination (ports for TCP and
+/// UDP, the echo id for ICMP echo as `addr id N`).
+fn ends(p: &[u8]) -> (String, String) {
+    if p.len() < 20 {
+        return (String::new(), String::new());
+    }
+    let ihl = usize::from(p[0] & 0x0f) * 4;
+    let src = std::net::Ipv4Addr::new(p[12], p[13], p[14], p[15]);
+    let dst = std::net::Ipv4Addr::new(p[16], p[17], p[18], p[19]);
+    let word = |i: usize| {
+        p.get(ihl + i..ihl + i + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+    };
+    match (p[9], word(0), word(2), word(4)) {
+        (6 | 17, Some(sp), Some(dp), _) => (format!("{src}:{sp}"), format!("{dst}:{dp}")),
+        (1, _, _, Some(id)) if matches!(p.get(ihl), Some(0 | 8)) => {
+            (format!("{src} id {id}"), format!("{dst} id {id}"))
+        }
+        _ => (src.to_string(), dst.to_string()),
+    }
+}
+
+/// How much of the run the text report shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Detail {
+    /// Apps, links and checks.
+    Summary,
+    /// And the timeline of packets.
+    Timeline,
+    /// And, under each packet at a router, its walk through the hooks.
+    Walk,
+}
+
+impl Detail {
+    /// What `ctsim run --quiet` / `--walk` ask for.
+    pub fn from_flags(quiet: bool, walk: bool) -> Detail {
+        match (quiet, walk) {
+            (true, _) => Detail::Summary,
+            (false, true) => Detail::Walk,
+            (false, false) => Detail::Timeline,
+        }
     }
 }
 
 /// The whole report as text.
-pub fn text(out: &RunOutput, timeline: bool) -> String {
+pub fn text(out: &RunOutput, detail: Detail) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "scenario {} (seed {})", out.name, out.seed);
-    if timeline {
-        let rows = &out.rows;
+    if detail != Detail::Summary {
+        let walk = detail == Detail::Walk;
+        let rows: Vec<&Row> = out
+            .rows
+            .iter()
+            .filter(|r| walk || r.walk.is_none())
+            .collect();
         let w_place = rows.iter().map(|r| r.place.len()).max().unwrap_or(0);
         let w_event = rows.iter().map(|r| r.event.len()).max().unwrap_or(0);
         for r in rows {
+            let text = match r.walk {
+                Some((_, "")) | None => r.detail(),
+                Some((_, step)) => format!("{step:<9} {}", r.packet),
+            };
+            // A command's output continues under its first line.
+            let mut lines = text.lines();
+            let first = lines.next().unwrap_or("");
             let _ = writeln!(
                 s,
-                "{}  {:w_place$}  {:w_event$}  {}",
-                r.time,
-                r.place,
-                r.event,
-                r.detail()
+                "{}  {:w_place$}  {:w_event$}  {first}",
+                r.time, r.place, r.event,
             );
+            for more in lines {
+                let _ = writeln!(
+                    s,
+                    "{:w$}  {more}",
+                    "",
+                    w = r.time.len() + w_place + w_event + 4
+                );
+            }
         }
     }
     let _ = writeln!(s, "ended at {} ({})", out.end, out.end_reason);
@@ -200,8 +298,13 @@ pub fn json_lines(out: &RunOutput) -> String {
     for r in &out.rows {
         let v = match r.event.as_str() {
             // A conntrack event or kernel message: its text in `line`.
-            "conntrack" | "kernel" => json!({"type": "event", "time": r.time,
+            "conntrack" | "kernel" | "command" => json!({"type": "event", "time": r.time,
                     "time_ns": r.time_ns, "place": r.place, "event": r.event, "line": r.packet}),
+            _ if r.walk.is_some() => {
+                let (hook, step) = r.walk.unwrap_or_default();
+                json!({"type": "walk", "time": r.time, "time_ns": r.time_ns, "place": r.place,
+                    "hook": hook, "step": step, "text": r.packet})
+            }
             _ => {
                 let mut v = json!({"type": "event", "time": r.time, "time_ns": r.time_ns,
                         "place": r.place, "event": r.event, "packet": r.packet});
@@ -210,6 +313,9 @@ pub fn json_lines(out: &RunOutput) -> String {
                 }
                 if let Some(why) = r.invalid {
                     v["invalid"] = json!(why);
+                }
+                if let Some((_, before)) = &r.nat {
+                    v["before_nat"] = json!(before);
                 }
                 v
             }

@@ -11,6 +11,7 @@ use crate::diag::{Report, Source};
 use crate::lower::{self, Lowered};
 use crate::model::{self, CheckKind, CountRange, Scenario};
 use crate::report::{self, Row};
+use ctsim_engine::router::netfilter::TableKind;
 
 /// Runs without `until` stop when no event is left, or at this cap.
 pub const RUN_CAP: Instant = Instant::from_nanos(3_600 * 1_000_000_000);
@@ -244,7 +245,10 @@ impl Prepared<'_> {
         }
         let (end, end_reason) = match until {
             Some(u) => (u, "until reached"),
-            None if sim.idle() => (sim.last_activity().max(reached), "no events left"),
+            // The last event may have been a host's timer that sent
+            // nothing (smoltcp's TIME_WAIT): the run still went on to it,
+            // and conntrack's timers with it, so that is where it ended.
+            None if sim.idle() => (sim.now().max(reached), "no events left"),
             None => (sim.now(), "stopped at the 1-hour cap with events pending"),
         };
         for &i in &order {
@@ -320,7 +324,7 @@ fn judge(
             .filter(|r| r.time <= at)
             .filter(|r| matches!(r.place, Place::Node { node, .. } if node == id))
             .filter(|r| pred(r.what))
-            .filter(|r| filters.get(&i).is_none_or(|f| f.matches(&r.packet)))
+            .filter(|r| filters.get(&i).is_none_or(|f| r.matches(f)))
             .count() as u64
     };
     let counted = |what: String, n: u64, range: &CountRange| CheckResult {
@@ -444,73 +448,70 @@ fn judge(
         }
         CheckKind::Table { on, table, assert } => {
             let name = crate::conntrack::table_name(*table);
-            let lines = match crate::conntrack::router(sim, &on.value) {
-                Ok((_, t)) => crate::conntrack::lines(t, *table, at),
-                Err(e) => {
-                    return CheckResult {
-                        what: format!("{} {name} table{when}", on.value),
-                        passed: false,
-                        detail: e.to_string(),
-                    }
+            let what = format!("{} {name} table", on.value);
+            match crate::conntrack::router(sim, &on.value) {
+                Ok((_, t)) => {
+                    let lines = crate::conntrack::lines(t, *table, at);
+                    lines_check(&what, "the table", &lines, assert, &when)
                 }
-            };
-            let listing = || {
-                if lines.is_empty() {
-                    "the table is empty".to_string()
-                } else {
-                    format!("the table holds:\n      {}", lines.join("\n      "))
-                }
-            };
-            match assert {
-                model::TableAssert::Contains(p) => {
-                    let found = lines
-                        .iter()
-                        .find(|l| crate::conntrack::matches(&p.value, l));
-                    CheckResult {
-                        what: format!("{} {name} table contains {:?}{when}", on.value, p.value),
-                        passed: found.is_some(),
-                        detail: found.map_or_else(listing, |l| l.clone()),
-                    }
-                }
-                model::TableAssert::DoesNotContain(p) => {
-                    let found = lines
-                        .iter()
-                        .find(|l| crate::conntrack::matches(&p.value, l));
-                    CheckResult {
-                        what: format!(
-                            "{} {name} table does not contain {:?}{when}",
-                            on.value, p.value
-                        ),
-                        passed: found.is_none(),
-                        detail: found.map_or_else(
-                            || format!("no line matches ({})", counted_lines(lines.len())),
-                            |l| format!("found: {l}"),
-                        ),
-                    }
-                }
-                model::TableAssert::Count(range) => {
-                    let n = lines.len() as u64;
-                    let passed = range.contains(n);
-                    CheckResult {
-                        what: format!("{} {name} table{when}", on.value),
-                        passed,
-                        detail: if passed {
-                            format!(
-                                "{} (expected {})",
-                                counted_lines(lines.len()),
-                                count_words(range)
-                            )
-                        } else {
-                            format!(
-                                "{} (expected {}); {}",
-                                counted_lines(lines.len()),
-                                count_words(range),
-                                listing()
-                            )
-                        },
-                    }
-                }
+                Err(e) => CheckResult {
+                    what: format!("{what}{when}"),
+                    passed: false,
+                    detail: e.to_string(),
+                },
             }
+        }
+        CheckKind::Rules { on, table, assert } => {
+            let what = format!("{} {} rules", on.value, table.value);
+            let kind = TableKind::from_name(&table.value);
+            match (crate::netfilter::router(sim, &on.value), kind) {
+                (Ok(r), Some(kind)) => {
+                    let lines = crate::netfilter::table_lines(r.ruleset(), kind);
+                    lines_check(&what, "iptables-save -c", &lines, assert, &when)
+                }
+                (Err(e), _) => CheckResult {
+                    what: format!("{what}{when}"),
+                    passed: false,
+                    detail: e,
+                },
+                (_, None) => CheckResult {
+                    what: format!("{what}{when}"),
+                    passed: false,
+                    detail: "no such table".into(),
+                },
+            }
+        }
+        CheckKind::Verdict {
+            on,
+            filter,
+            verdict,
+            all,
+        } => {
+            let what = format!(
+                "{} verdict on {}{:?} is {}{when}",
+                on.value,
+                if *all { "every " } else { "" },
+                filter.value,
+                verdict.name()
+            );
+            let got = filters
+                .get(&i)
+                .map(|f| crate::netfilter::verdicts(sim, &on.value, at, f))
+                .unwrap_or_default();
+            let want = verdict.name();
+            states_check(what, &got, want, *all, |s| s == want)
+        }
+        CheckKind::Log { on, pattern, count } => {
+            let lines = crate::netfilter::log_lines(sim, &on.value, at);
+            let n = lines
+                .iter()
+                .filter(|l| crate::conntrack::matches(&pattern.value, l))
+                .count() as u64;
+            counted(
+                format!("{} logged {:?}{when}", on.value, pattern.value),
+                n,
+                count,
+            )
         }
         CheckKind::CtState {
             on,
@@ -530,37 +531,9 @@ fn judge(
                 .map(|f| crate::conntrack::packet_states(sim, &on.value, at, f))
                 .unwrap_or_default();
             let want = state.name();
-            let is = |s: &String| s == want || s.starts_with(&format!("{want}:"));
-            let (passed, detail) = match states.first() {
-                None => (false, "no packet matched at this router".to_string()),
-                Some(first) if !*all => (is(first), first.clone()),
-                Some(_) => {
-                    let bad: Vec<&String> = states.iter().filter(|s| !is(s)).collect();
-                    match bad.first() {
-                        None => (
-                            true,
-                            format!(
-                                "{} of {}",
-                                want,
-                                report::counted(states.len() as u64, "packet")
-                            ),
-                        ),
-                        Some(b) => (
-                            false,
-                            format!(
-                                "{} of {} were {b}",
-                                bad.len(),
-                                report::counted(states.len() as u64, "packet")
-                            ),
-                        ),
-                    }
-                }
-            };
-            CheckResult {
-                what,
-                passed,
-                detail,
-            }
+            states_check(what, &states, want, *all, |s| {
+                s == want || s.starts_with(&format!("{want}:"))
+            })
         }
         CheckKind::Stat { on, stat, value } => {
             let name = crate::conntrack::stat_name(*stat);
@@ -581,6 +554,96 @@ fn judge(
                 },
             }
         }
+    }
+}
+
+/// A check on the lines of a listing (a conntrack table, an iptables
+/// table): one contains the pattern, none does, or how many there are.
+fn lines_check(
+    what: &str,
+    source: &str,
+    lines: &[String],
+    assert: &model::TableAssert,
+    when: &str,
+) -> CheckResult {
+    let listing = || {
+        if lines.is_empty() {
+            format!("{source} is empty")
+        } else {
+            format!("{source} holds:\n      {}", lines.join("\n      "))
+        }
+    };
+    let find = |p: &str| {
+        lines
+            .iter()
+            .find(|l| crate::conntrack::matches(p, l))
+            .cloned()
+    };
+    match assert {
+        model::TableAssert::Contains(p) => {
+            let found = find(&p.value);
+            CheckResult {
+                what: format!("{what} contains {:?}{when}", p.value),
+                passed: found.is_some(),
+                detail: found.unwrap_or_else(listing),
+            }
+        }
+        model::TableAssert::DoesNotContain(p) => {
+            let found = find(&p.value);
+            CheckResult {
+                what: format!("{what} does not contain {:?}{when}", p.value),
+                passed: found.is_none(),
+                detail: found.map_or_else(
+                    || format!("no line matches ({})", counted_lines(lines.len())),
+                    |l| format!("found: {l}"),
+                ),
+            }
+        }
+        model::TableAssert::Count(range) => {
+            let n = lines.len() as u64;
+            let passed = range.contains(n);
+            let mut detail = format!(
+                "{} (expected {})",
+                counted_lines(lines.len()),
+                count_words(range)
+            );
+            if !passed {
+                let _ = write!(detail, "; {}", listing());
+            }
+            CheckResult {
+                what: format!("{what}{when}"),
+                passed,
+                detail,
+            }
+        }
+    }
+}
+
+/// A check on what each matching packet had (a ctstate, a verdict): the
+/// first one, or `all` of them, must satisfy `is`.
+fn states_check(
+    what: String,
+    states: &[String],
+    want: &str,
+    all: bool,
+    is: impl Fn(&String) -> bool,
+) -> CheckResult {
+    let (passed, detail) = match states.first() {
+        None => (false, "no packet matched at this router".to_string()),
+        Some(first) if !all => (is(first), first.clone()),
+        Some(_) => {
+            let bad: Vec<&String> = states.iter().filter(|s| !is(s)).collect();
+            let packets = report::counted(states.len() as u64, "packet");
+            match bad.first() {
+                None => (true, format!("{want} of {packets}")),
+                Some(b) => (false, format!("{} of {packets} were {b}", bad.len())),
+            }
+        }
+    };
+    CheckResult {
+        what,
+        passed,
+        detail,
     }
 }
 

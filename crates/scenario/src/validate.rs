@@ -7,8 +7,9 @@ use std::net::Ipv4Addr;
 use crate::diag::{closest, Diagnostic, Source, Span, Spanned};
 use crate::model::values::Probability;
 use crate::model::{
-    App, AppKind, CheckKind, Cidr, Host, Interface, Link, LinkEnd, Router, Scenario,
+    App, AppKind, CheckKind, Cidr, Host, Interface, Link, LinkEnd, Router, Scenario, Tool,
 };
+use ctsim_engine::router::netfilter::TableKind;
 
 /// Every semantic problem of `s`, in no particular order (a [`crate::diag::Report`] sorts them).
 pub fn validate(source: &Source, s: &Scenario) -> Vec<Diagnostic> {
@@ -243,7 +244,7 @@ struct V<'a> {
     errors: Vec<Diagnostic>,
 }
 
-impl V<'_> {
+impl<'a> V<'a> {
     fn err(&mut self, d: Diagnostic) {
         self.errors.push(d);
     }
@@ -620,12 +621,43 @@ impl V<'_> {
         }
     }
 
+    /// A netfilter check or command names a router.
+    fn router(&mut self, node: &Spanned<String>) -> Option<&'a Router> {
+        if !node.span.is_known() {
+            return None;
+        }
+        if let Some(r) = self.nodes.router(&node.value) {
+            return Some(r);
+        }
+        if self.nodes.host(&node.value).is_some() {
+            self.err(
+                Diagnostic::new(format!(
+                    "`{}` is a host; netfilter and conntrack run on routers",
+                    node.value
+                ))
+                .label(node.span, "a host")
+                .help("name a router in `on:`"),
+            );
+        } else {
+            let routers: Vec<&str> = self
+                .s
+                .routers
+                .iter()
+                .map(|r| r.name.value.as_str())
+                .collect();
+            self.err(unknown(
+                "router",
+                &node.value,
+                node.span,
+                routers.into_iter(),
+            ));
+        }
+        None
+    }
+
     /// A conntrack check names a router that tracks connections.
     fn tracking_router(&mut self, node: &Spanned<String>) {
-        if !node.span.is_known() {
-            return;
-        }
-        match self.nodes.router(&node.value) {
+        match self.router(node) {
             Some(r) if r.conntrack.value => {}
             Some(r) => {
                 let mut d = Diagnostic::new(format!(
@@ -638,34 +670,21 @@ impl V<'_> {
                 }
                 self.err(d.help("remove `conntrack: off` from the router, or this check"));
             }
-            None if self.nodes.host(&node.value).is_some() => self.err(
-                Diagnostic::new(format!(
-                    "`{}` is a host; conntrack runs on routers",
-                    node.value
-                ))
-                .label(node.span, "a host")
-                .help("name a router in `on:`"),
-            ),
-            None => {
-                let routers: Vec<&str> = self
-                    .s
-                    .routers
-                    .iter()
-                    .map(|r| r.name.value.as_str())
-                    .collect();
-                self.err(unknown(
-                    "router",
-                    &node.value,
-                    node.span,
-                    routers.into_iter(),
-                ));
-            }
+            None => {}
         }
     }
 
     fn events(&mut self) {
         for e in &self.s.events {
             self.link_exists(&e.link);
+        }
+        for c in &self.s.commands {
+            match c.tool {
+                Tool::Iptables => {
+                    self.router(&c.on);
+                }
+                Tool::Conntrack => self.tracking_router(&c.on),
+            }
         }
     }
 
@@ -713,6 +732,19 @@ impl V<'_> {
                 CheckKind::Table { on, .. }
                 | CheckKind::CtState { on, .. }
                 | CheckKind::Stat { on, .. } => self.tracking_router(on),
+                CheckKind::Verdict { on, .. } | CheckKind::Log { on, .. } => {
+                    self.router(on);
+                }
+                CheckKind::Rules { on, table, .. } => {
+                    self.router(on);
+                    if TableKind::from_name(&table.value).is_none() {
+                        self.err(
+                            Diagnostic::new(format!("unknown iptables table `{}`", table.value))
+                                .label(table.span, "no such table")
+                                .help("the tables are filter, nat, mangle, raw and security"),
+                        );
+                    }
+                }
             }
             if let (Some(at), Some(until)) = (&c.at, &self.s.until) {
                 if at.value > until.value {

@@ -234,12 +234,29 @@ impl AppState {
             }
             return true;
         }
-        match &mut self.kind {
+        let waiting = self.deadline();
+        let acted = match &mut self.kind {
             Kind::TcpClient(t) => t.step(&mut self.c, net, cx.now),
             Kind::TcpServer(s) => s.step(&mut self.c, net),
             Kind::UdpEcho(u) => u.step(&mut self.c, net),
             Kind::UdpSender(u) => u.step(&mut self.c, net, cx, token),
             Kind::Ping(p) => p.step(&mut self.c, net, cx, token),
+        };
+        // A deadline the app no longer waits for must not keep the run
+        // going (nor conntrack's timers running past the last packet).
+        if let Some(at) = waiting.filter(|&at| at > cx.now && self.deadline().is_none()) {
+            cx.cancel_wake(at, token);
+        }
+        acted
+    }
+
+    /// The deadline wake-up the app has pending and still waits for: a TCP
+    /// client's connect timeout, ping's wait for the last reply.
+    fn deadline(&self) -> Option<Instant> {
+        match &self.kind {
+            Kind::TcpClient(t) if t.conn.is_some() && !t.settled => Some(t.deadline),
+            Kind::Ping(p) if p.sent == p.count && !p.done => Some(p.last_sent + PING_LINGER),
+            _ => None,
         }
     }
 
@@ -376,6 +393,7 @@ impl TcpClient {
         self.conn = Some((nic, handle));
         self.state = "connecting";
         self.last = tcp::State::SynSent;
+        // Called off when the connection ends first (AppState::step).
         cx.wake_at(self.deadline, token);
     }
 
@@ -560,6 +578,9 @@ struct TcpServer {
 struct Slot {
     nic: usize,
     handle: SocketHandle,
+    /// A SYN arrived: the socket left LISTEN for one peer.
+    bound: bool,
+    /// The connection was established.
     accepted: bool,
     sent: u64,
     closing: bool,
@@ -589,6 +610,7 @@ impl TcpServer {
             self.slots.push(Slot {
                 nic: i,
                 handle: n.sockets.add(sock),
+                bound: false,
                 accepted: false,
                 sent: 0,
                 closing: false,
@@ -597,30 +619,39 @@ impl TcpServer {
         net.demux.insert((6, self.port), idx);
     }
 
+    /// Serves every connection. Like a listening socket's backlog, each
+    /// NIC always has one socket listening: when a connection is accepted
+    /// a fresh one starts listening, and a finished connection's socket is
+    /// dropped (or left to time out in TIME_WAIT).
     fn step(&mut self, c: &mut Counters, net: &mut Net) -> bool {
         use tcp::State::*;
         let mut acted = false;
         let Net { nics, scratch, .. } = net;
-        for slot in &mut self.slots {
+        let mut fresh: Vec<usize> = Vec::new();
+        let port = self.port;
+        self.slots.retain_mut(|slot| {
             let n = &mut nics[slot.nic];
             let s = n.sockets.get_mut::<tcp::Socket>(slot.handle);
-            match s.state() {
-                Listen | SynReceived => {}
+            let state = s.state();
+            if state != Listen && !slot.bound {
+                // A SYN took this socket: another one listens from now on.
+                slot.bound = true;
+                fresh.push(slot.nic);
+            }
+            match state {
+                Listen | SynReceived => true,
                 Closed => {
                     // Reset by the client, or our FIN acknowledged after theirs.
                     c.bytes_received += drain(s);
-                    let _ = s.listen(self.port);
-                    slot.reset(slot.handle);
+                    n.sockets.remove(slot.handle);
                     acted = true;
+                    false
                 }
                 TimeWait => {
-                    // We closed first; leave that socket to time out and
-                    // listen on a fresh one.
+                    // We closed first; leave that socket to time out.
                     n.lingering.push((slot.handle, None));
-                    let mut sock = new_tcp();
-                    let _ = sock.listen(self.port);
-                    slot.reset(n.sockets.add(sock));
                     acted = true;
+                    false
                 }
                 _ => {
                     if !slot.accepted {
@@ -629,19 +660,23 @@ impl TcpServer {
                         acted = true;
                     }
                     acted |= serve(slot, s, self.mode, c, scratch);
+                    true
                 }
             }
+        });
+        for nic in fresh {
+            let mut sock = new_tcp();
+            let _ = sock.listen(port);
+            self.slots.push(Slot {
+                nic,
+                handle: nics[nic].sockets.add(sock),
+                bound: false,
+                accepted: false,
+                sent: 0,
+                closing: false,
+            });
         }
         acted
-    }
-}
-
-impl Slot {
-    fn reset(&mut self, handle: SocketHandle) {
-        self.handle = handle;
-        self.accepted = false;
-        self.sent = 0;
-        self.closing = false;
     }
 }
 
@@ -975,6 +1010,7 @@ impl Ping {
                     cx.wake_at(self.next, token);
                 }
             } else {
+                // Called off when every reply is in (AppState::step).
                 cx.wake_at(self.last_sent + PING_LINGER, token);
             }
         }

@@ -96,6 +96,33 @@ pub(super) struct Tracked {
 }
 
 impl Tracked {
+    /// Nothing known: conntrack has not run (or does not exist).
+    pub fn none() -> Self {
+        Tracked {
+            r: None,
+            note: None,
+            dropped: false,
+        }
+    }
+
+    /// `CT --notrack` in the raw table: UNTRACKED, no entry.
+    pub fn untracked() -> Self {
+        Tracked {
+            r: None,
+            note: Some(CtNote {
+                state: ctsim_conntrack::CtState::Untracked,
+                invalid: None,
+            }),
+            dropped: false,
+        }
+    }
+
+    /// Whether the packet is UNTRACKED.
+    pub fn is_untracked(&self) -> bool {
+        self.note
+            .is_some_and(|n| n.state == ctsim_conntrack::CtState::Untracked)
+    }
+
     /// A packet already attached to an entry (`nf_ct_attach()`): conntrack
     /// leaves it alone at OUTPUT.
     pub fn attached(r: EntryRef) -> Self {
@@ -126,16 +153,19 @@ fn now(cx: &Cx<'_>) -> time::Instant {
     time::Instant(cx.now.nanos())
 }
 
-/// Conntrack at priority -200 of PREROUTING or OUTPUT.
-pub(super) fn track(ct: &mut Option<Ct>, cx: &Cx<'_>, packet: &[u8], hook: CtHook) -> Tracked {
+/// Conntrack at priority -200 of PREROUTING or OUTPUT, in `zone` (0
+/// unless a CT template set one).
+pub(super) fn track(
+    ct: &mut Option<Ct>,
+    cx: &Cx<'_>,
+    packet: &[u8],
+    hook: CtHook,
+    zone: Zone,
+) -> Tracked {
     let Some(c) = ct else {
-        return Tracked {
-            r: None,
-            note: None,
-            dropped: false,
-        };
+        return Tracked::none();
     };
-    let res = c.table.handle_packet(packet, hook, Zone::DEFAULT, now(cx));
+    let res = c.table.handle_packet(packet, hook, zone, now(cx));
     if let Verdict::Drop { .. } = res.verdict {
         return Tracked {
             r: None,

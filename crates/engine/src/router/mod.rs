@@ -19,9 +19,11 @@
 //! confirmation: armed, it reads the table there for the first packet it
 //! matches, while that packet's entry is still unconfirmed.
 
+mod admin;
 mod ct;
 mod frag;
 mod local;
+mod nf;
 mod routes;
 
 use std::any::Any;
@@ -30,18 +32,24 @@ use std::net::Ipv4Addr;
 use ctsim_packet::IcmpError;
 use smoltcp::wire::Ipv4Packet;
 
+pub use admin::CtCommand;
 pub use ct::{ConfirmHook, Look, Probe, Probed, CT_TIMER};
 /// The conntrack crate the routers run, for callers that configure or read
 /// their tables.
 pub use ctsim_conntrack as conntrack;
+/// The netfilter crate the routers run, for callers that build or print
+/// their rulesets.
+pub use ctsim_netfilter as netfilter;
 pub use routes::{Local, Route, Routes};
 
 use ct::{Ct, Tracked};
 use ctsim_conntrack::EntryRef;
+use ctsim_netfilter::{Decision as Verdict, Hook, PacketMeta, Ruleset};
+use nf::{Nf, Walk};
 
-use crate::node::{Cx, Node};
+use crate::node::{Command, Cx, Node};
 use crate::topology::Cidr;
-use crate::trace::{DropReason, What};
+use crate::trace::{CtNote, DropReason, What};
 
 /// A static route from the scenario.
 #[derive(Clone, Debug)]
@@ -74,6 +82,12 @@ pub struct Router {
     probe: Option<Box<Probe>>,
     /// What the probe saw, once it fired.
     probed: Option<Box<Probed>>,
+    /// The iptables ruleset; `None`: no netfilter tables at all.
+    nf: Option<Box<Nf>>,
+    /// The walk of the packet in flight (while tracing).
+    walk: Walk,
+    /// The router's own addresses (`-m addrtype` LOCAL).
+    local: Vec<Ipv4Addr>,
 }
 
 /// Where the routing decision sends a packet.
@@ -116,6 +130,7 @@ impl Router {
                 );
             }
         }
+        let local = addrs.iter().flatten().map(|c| c.addr).collect();
         Router {
             addrs,
             routes,
@@ -123,7 +138,24 @@ impl Router {
             ct: None,
             probe: None,
             probed: None,
+            nf: None,
+            walk: Walk::default(),
+            local,
         }
+    }
+
+    /// Runs `rules` at the hooks (`None`: no tables, as a namespace where
+    /// nothing loaded iptables). Commands scheduled with
+    /// [`Command::Iptables`] change it during the run; a router without a
+    /// ruleset gets an empty one at the first such command.
+    pub fn with_ruleset(mut self, rules: Option<Ruleset>) -> Self {
+        self.nf = rules.map(|r| Box::new(Nf::new(r)));
+        self
+    }
+
+    /// The router's ruleset, with its counters, if it has one.
+    pub fn ruleset(&self) -> Option<&Ruleset> {
+        self.nf.as_deref().map(|n| &n.rules)
     }
 
     /// Tracks connections with `table` (`None`: no conntrack at all, as in
@@ -249,47 +281,106 @@ impl Router {
         self.output(cx, error, related);
     }
 
-    /// A packet the router itself originates: route it, then OUTPUT
-    /// (conntrack at -200, unless the packet is already `attached` to an
-    /// entry) and POSTROUTING (confirm), and send it.
-    fn output(&mut self, cx: &mut Cx<'_>, packet: Vec<u8>, attached: Option<EntryRef>) {
+    /// A packet the router itself originates: route it, then OUTPUT (raw;
+    /// conntrack at -200 unless the packet is already `attached` to an
+    /// entry; mangle; DNAT, then a new route if the destination changed;
+    /// filter) and POSTROUTING (mangle; SNAT; confirm), and send it.
+    fn output(&mut self, cx: &mut Cx<'_>, mut packet: Vec<u8>, attached: Option<EntryRef>) {
         self.stats.out_requests += 1;
         let dst = Ipv4Packet::new_unchecked(&packet[..]).dst_addr();
-        match self.route(cx, dst) {
-            Decision::Forward { port, .. } => {
-                // [OUTPUT]
-                let t = match attached {
-                    Some(r) => Tracked::attached(r),
-                    None => ct::track(&mut self.ct, cx, &packet, ctsim_conntrack::CtHook::LocalOut),
-                };
-                if t.dropped {
-                    cx.record_ct(port, What::Dropped(DropReason::Conntrack), &packet, t.note);
-                    return ct::flush(&mut self.ct, cx);
-                }
-                // [POSTROUTING]
-                self.probe(cx, &packet, ConfirmHook::PostRouting);
-                if !ct::confirm(&mut self.ct, cx, t.r) {
-                    cx.record_ct(port, What::Dropped(DropReason::Conntrack), &packet, t.note);
-                    return ct::flush(&mut self.ct, cx);
-                }
-                cx.record_ct(port, What::Sent, &packet, t.note);
-                ct::flush(&mut self.ct, cx);
-                cx.transmit(port, packet);
-            }
+        let mut port = match self.route(cx, dst) {
+            Decision::Forward { port } => port,
             // Nowhere to send our own packet: Linux fails the send
             // (ENETUNREACH) before OUTPUT.
             Decision::Local(_) | Decision::Unreachable(..) => {
                 self.stats.out_no_routes += 1;
-                ct::release(&mut self.ct, cx, attached);
+                return ct::release(&mut self.ct, cx, attached);
+            }
+        };
+        let mut meta = PacketMeta::default();
+        // [OUTPUT] raw, conntrack, mangle, DNAT: a new destination means a
+        // new route.
+        let Some(t) = self.through_dnat(
+            cx,
+            Hook::Output,
+            port,
+            (None, Some(port)),
+            &mut packet,
+            &mut meta,
+            attached,
+        ) else {
+            return;
+        };
+        let new_dst = Ipv4Packet::new_unchecked(&packet[..]).dst_addr();
+        if new_dst != dst {
+            match self.route(cx, new_dst) {
+                Decision::Forward { port: p } => {
+                    self.walk(cx, "routing", "", |s| {
+                        format!("rerouted after DNAT: {}", s.route_text(cx, p, new_dst))
+                    });
+                    port = p;
+                }
+                Decision::Local(_) | Decision::Unreachable(..) => {
+                    self.stats.out_no_routes += 1;
+                    self.walk(cx, "routing", "", |_| {
+                        format!("no route to {new_dst} after DNAT (loopback is not modelled)")
+                    });
+                    self.record(
+                        cx,
+                        port,
+                        What::Dropped(DropReason::NoRoute),
+                        &packet,
+                        t.note,
+                    );
+                    return ct::release(&mut self.ct, cx, t.r);
+                }
             }
         }
+        let ports = (None, Some(port));
+        // filter (0), security (50)
+        if self.hook(
+            cx,
+            Hook::Output,
+            nf::AFTER_DNAT,
+            ports,
+            &packet,
+            &mut meta,
+            Some(&t),
+        ) == Verdict::Drop
+        {
+            return self.nf_drop(cx, port, &packet, t);
+        }
+        // [POSTROUTING] mangle, SNAT, confirm
+        let Some(note) = self.postrouting(cx, port, ports, &mut packet, &mut meta, t) else {
+            return;
+        };
+        self.record(cx, port, What::Sent, &packet, note);
+        ct::flush(&mut self.ct, cx);
+        cx.transmit(port, packet);
     }
 
-    /// INPUT: the packet is for the router; conntrack confirms it as the
-    /// hook's last step. A broadcast gets no answer: Linux ignores broadcast
-    /// pings (icmp_echo_ignore_broadcasts=1) and sends neither RST nor ICMP
+    /// INPUT: the packet is for the router; its tables run (mangle, filter,
+    /// security, SNAT) and conntrack confirms it as the hook's last step. A
+    /// broadcast gets no answer: Linux ignores broadcast pings
+    /// (icmp_echo_ignore_broadcasts=1) and sends neither RST nor ICMP
     /// errors about broadcasts.
-    fn local_in(&mut self, cx: &mut Cx<'_>, port: u16, packet: Vec<u8>, kind: Local, t: Tracked) {
+    fn local_in(
+        &mut self,
+        cx: &mut Cx<'_>,
+        port: u16,
+        mut packet: Vec<u8>,
+        kind: Local,
+        t: Tracked,
+        meta: &mut PacketMeta,
+    ) {
+        let ports = (Some(port), None);
+        // [INPUT]
+        let ok = self.hook(cx, Hook::Input, nf::TO_SNAT, ports, &packet, meta, Some(&t))
+            == Verdict::Accept
+            && self.nat(cx, Hook::Input, ports, &mut packet, &t);
+        if !ok {
+            return self.nf_drop(cx, port, &packet, t);
+        }
         let answer = match kind {
             Local::Broadcast => local::Answer::Nothing,
             Local::Unicast => local::answer(&packet),
@@ -300,15 +391,20 @@ impl Router {
             local::Answer::Error(_) => ct::attach(&mut self.ct, t.r.as_ref()),
             _ => None,
         };
-        // [INPUT]
         self.probe(cx, &packet, ConfirmHook::Input);
         if !ct::confirm(&mut self.ct, cx, t.r) {
             ct::release(&mut self.ct, cx, related);
-            cx.record_ct(port, What::Dropped(DropReason::Conntrack), &packet, t.note);
+            self.record(
+                cx,
+                port,
+                What::Dropped(DropReason::Conntrack),
+                &packet,
+                t.note,
+            );
             return ct::flush(&mut self.ct, cx);
         }
         self.stats.delivered += 1;
-        cx.record_ct(port, What::Received, &packet, t.note);
+        self.record(cx, port, What::Received, &packet, t.note);
         ct::flush(&mut self.ct, cx);
         match answer {
             local::Answer::Reply(reply) => self.output(cx, reply, None),
@@ -327,10 +423,12 @@ impl Router {
         mut packet: Vec<u8>,
         out: u16,
         t: Tracked,
+        meta: &mut PacketMeta,
     ) {
         let ip = Ipv4Packet::new_unchecked(&packet[..]);
         if ip.hop_limit() <= 1 {
-            cx.record_ct(
+            self.record(
+                cx,
                 in_port,
                 What::Dropped(DropReason::TtlExceeded),
                 &packet,
@@ -342,7 +440,8 @@ impl Router {
         }
         let mtu = cx.ports[usize::from(out)].mtu as usize;
         if packet.len() > mtu && ip.dont_frag() {
-            cx.record_ct(
+            self.record(
+                cx,
                 in_port,
                 What::Dropped(DropReason::FragNeeded),
                 &packet,
@@ -358,66 +457,333 @@ impl Router {
         let mut ip = Ipv4Packet::new_unchecked(&mut packet[..]);
         ip.set_hop_limit(ip.hop_limit() - 1);
         ip.fill_checksum();
+        let ports = (Some(in_port), Some(out));
         // [FORWARD]
-        // [POSTROUTING]: confirm is its last step, before fragmentation.
-        self.probe(cx, &packet, ConfirmHook::PostRouting);
-        if !ct::confirm(&mut self.ct, cx, t.r) {
-            cx.record_ct(
-                in_port,
-                What::Dropped(DropReason::Conntrack),
-                &packet,
-                t.note,
-            );
-            return ct::flush(&mut self.ct, cx);
+        if self.hook(cx, Hook::Forward, nf::ALL, ports, &packet, meta, Some(&t)) == Verdict::Drop {
+            return self.nf_drop(cx, in_port, &packet, t);
         }
+        // [POSTROUTING]: confirm is its last step, before fragmentation.
+        let Some(note) = self.postrouting(cx, in_port, ports, &mut packet, meta, t) else {
+            return;
+        };
         self.stats.forwarded += 1;
         if packet.len() > mtu {
             let pieces = frag::fragment(&packet, mtu);
             self.stats.frag_creates += pieces.len() as u64;
             for piece in pieces {
-                cx.record_ct(in_port, What::Forwarded { to: out }, &piece, t.note);
+                self.record(cx, in_port, What::Forwarded { to: out }, &piece, note);
                 cx.transmit(out, piece);
             }
             return ct::flush(&mut self.ct, cx);
         }
         if cx.tracing() {
-            cx.record_ct(in_port, What::Forwarded { to: out }, &packet, t.note);
+            self.record(cx, in_port, What::Forwarded { to: out }, &packet, note);
         }
         ct::flush(&mut self.ct, cx);
         cx.transmit(out, packet);
+    }
+
+    /// The first half of PREROUTING or OUTPUT: raw (-300), conntrack
+    /// (-200; a packet `attached` to an entry keeps it), mangle (-150) and
+    /// DNAT (-100). `None`: the packet was dropped there (recorded at
+    /// `port`, its entry given back).
+    #[allow(clippy::too_many_arguments)]
+    fn through_dnat(
+        &mut self,
+        cx: &mut Cx<'_>,
+        hook: Hook,
+        port: u16,
+        ports: (Option<u16>, Option<u16>),
+        packet: &mut [u8],
+        meta: &mut PacketMeta,
+        attached: Option<EntryRef>,
+    ) -> Option<Tracked> {
+        if self.hook(cx, hook, nf::BEFORE_CT, ports, packet, meta, None) == Verdict::Drop {
+            let t = attached.map_or_else(Tracked::none, Tracked::attached);
+            self.nf_drop(cx, port, packet, t);
+            return None;
+        }
+        let t = match attached {
+            Some(r) => Tracked::attached(r),
+            None => {
+                let ct_hook = match hook {
+                    Hook::Output => ctsim_conntrack::CtHook::LocalOut,
+                    _ => ctsim_conntrack::CtHook::PreRouting,
+                };
+                self.track(cx, packet, ct_hook)
+            }
+        };
+        self.walk_conntrack(cx, hook, &t);
+        if t.dropped {
+            let what = What::Dropped(DropReason::Conntrack);
+            self.record(cx, port, what, packet, t.note);
+            ct::flush(&mut self.ct, cx);
+            return None;
+        }
+        let ok = self.hook(cx, hook, nf::TO_DNAT, ports, packet, meta, Some(&t)) == Verdict::Accept
+            && self.nat(cx, hook, ports, packet, &t);
+        if !ok {
+            self.nf_drop(cx, port, packet, t);
+            return None;
+        }
+        Some(t)
+    }
+
+    /// POSTROUTING: its tables (mangle, SNAT at 100), the source NAT
+    /// rewrite, the probe point and conntrack's confirmation. The packet's
+    /// state to record it with, or `None` when it was dropped (recorded at
+    /// `port`).
+    fn postrouting(
+        &mut self,
+        cx: &mut Cx<'_>,
+        port: u16,
+        ports: (Option<u16>, Option<u16>),
+        packet: &mut [u8],
+        meta: &mut PacketMeta,
+        t: Tracked,
+    ) -> Option<Option<CtNote>> {
+        let ok = self.hook(
+            cx,
+            Hook::Postrouting,
+            nf::TO_SNAT,
+            ports,
+            packet,
+            meta,
+            Some(&t),
+        ) == Verdict::Accept
+            && self.nat(cx, Hook::Postrouting, ports, packet, &t);
+        if !ok {
+            self.nf_drop(cx, port, packet, t);
+            return None;
+        }
+        self.probe(cx, packet, ConfirmHook::PostRouting);
+        if !ct::confirm(&mut self.ct, cx, t.r) {
+            let what = What::Dropped(DropReason::Conntrack);
+            self.record(cx, port, what, packet, t.note);
+            ct::flush(&mut self.ct, cx);
+            return None;
+        }
+        Some(t.note)
+    }
+
+    /// Runs the tables of `hook` with priorities in `prio` (nothing, and
+    /// ACCEPT, without a ruleset). `ports` are the input and output
+    /// interfaces where known.
+    #[allow(clippy::too_many_arguments)]
+    fn hook(
+        &mut self,
+        cx: &mut Cx<'_>,
+        hook: Hook,
+        prio: std::ops::Range<i32>,
+        ports: (Option<u16>, Option<u16>),
+        packet: &[u8],
+        meta: &mut PacketMeta,
+        t: Option<&Tracked>,
+    ) -> Verdict {
+        let Some(nf) = self.nf.as_deref_mut() else {
+            return Verdict::Accept;
+        };
+        let at = nf::At::new(hook, ports, cx.ports, &self.local, &self.addrs);
+        let (r, untracked) = match t {
+            Some(t) => (t.r.as_ref(), t.is_untracked()),
+            None => (None, false),
+        };
+        nf::run(
+            nf,
+            &mut self.ct,
+            cx,
+            &mut self.walk,
+            &at,
+            prio,
+            packet,
+            meta,
+            r,
+            untracked,
+        )
+    }
+
+    /// The NAT step of `hook` (see [`nf::nat_step`]); `false`: drop.
+    fn nat(
+        &mut self,
+        cx: &mut Cx<'_>,
+        hook: Hook,
+        ports: (Option<u16>, Option<u16>),
+        packet: &mut [u8],
+        t: &Tracked,
+    ) -> bool {
+        let Some(nf) = self.nf.as_deref_mut() else {
+            return true;
+        };
+        let at = nf::At::new(hook, ports, cx.ports, &self.local, &self.addrs);
+        nf::nat_step(
+            nf,
+            &mut self.ct,
+            cx,
+            &mut self.walk,
+            &at,
+            packet,
+            t.r.as_ref(),
+        )
+    }
+
+    /// Conntrack at -200 of PREROUTING or OUTPUT, with the template the raw
+    /// table left: `CT --notrack` makes the packet UNTRACKED, `--zone`
+    /// picks the zone, `--helper` names the new entry's helper.
+    fn track(&mut self, cx: &Cx<'_>, packet: &[u8], hook: ctsim_conntrack::CtHook) -> Tracked {
+        let (zone, helper) = match self.nf.as_deref() {
+            Some(nf) if nf.notrack() => return Tracked::untracked(),
+            Some(nf) => nf.template(),
+            None => (None, None),
+        };
+        let zone = ctsim_conntrack::Zone(zone.unwrap_or(0));
+        let t = ct::track(&mut self.ct, cx, packet, hook, zone);
+        if let (Some(name), Some(c), Some(r)) = (helper, self.ct.as_mut(), t.r.as_ref()) {
+            if r.ctinfo() == ctsim_conntrack::CtInfo::New {
+                if let Some(name) = nf::helper_name(name) {
+                    c.table.set_helper(r.key(), name);
+                }
+            }
+        }
+        t
+    }
+
+    /// A rule dropped the packet: record it with the rule that decided,
+    /// give its entry back, and send REJECT's answer if there is one
+    /// (attached to the packet's entry, as `nf_ct_attach()` does).
+    fn nf_drop(&mut self, cx: &mut Cx<'_>, port: u16, packet: &[u8], t: Tracked) {
+        let reject = self.nf.as_deref_mut().and_then(Nf::take_reject);
+        self.record(
+            cx,
+            port,
+            What::Dropped(DropReason::Netfilter),
+            packet,
+            t.note,
+        );
+        let related = match reject {
+            Some(_) => ct::attach(&mut self.ct, t.r.as_ref()),
+            None => None,
+        };
+        ct::release(&mut self.ct, cx, t.r);
+        if let Some(reply) = reject {
+            self.output(cx, reply, related);
+        }
+    }
+
+    /// Records the packet's fate at `port` and, just after it, its walk.
+    fn record(
+        &mut self,
+        cx: &mut Cx<'_>,
+        port: u16,
+        what: What,
+        packet: &[u8],
+        note: Option<CtNote>,
+    ) {
+        if !cx.tracing() {
+            return;
+        }
+        let verdict = match what {
+            What::Dropped(DropReason::Netfilter) => {
+                let by = self.nf.as_deref().map(Nf::decided_by).unwrap_or_default();
+                format!("DROP by {by}")
+            }
+            What::Dropped(reason) => format!("dropped ({reason})"),
+            _ => "ACCEPT".to_string(),
+        };
+        self.walk.push(cx, "verdict", "", verdict);
+        cx.record_ct(port, what, packet, note);
+        if let Some(before) = self.walk.take_before() {
+            cx.record_before(before);
+        }
+        self.walk.flush(cx, port);
+    }
+
+    /// Adds a line to the walk of the packet in flight, while tracing.
+    fn walk(
+        &mut self,
+        cx: &Cx<'_>,
+        hook: &'static str,
+        step: &'static str,
+        text: impl FnOnce(&Self) -> String,
+    ) {
+        if cx.tracing() {
+            let text = text(self);
+            self.walk.push(cx, hook, step, text);
+        }
+    }
+
+    /// The walk's conntrack line: the packet's state and ctinfo.
+    fn walk_conntrack(&mut self, cx: &Cx<'_>, hook: Hook, t: &Tracked) {
+        if self.ct.is_none() {
+            return;
+        }
+        self.walk(cx, hook.name(), "conntrack", |_| {
+            let info = t.r.as_ref().map(|r| r.ctinfo().name());
+            match (t.note, info) {
+                (Some(n), Some(info)) => format!("{} ({info})", n.state.name()),
+                (Some(n), None) => match n.invalid {
+                    Some(why) => format!("{}: {why}", n.state.name()),
+                    None => n.state.name().to_string(),
+                },
+                (None, _) => "dropped".to_string(),
+            }
+        });
+    }
+
+    /// `forward via wan0 to 198.51.100.2` / `… via gateway 198.51.100.254`.
+    fn route_text(&self, cx: &Cx<'_>, port: u16, dst: Ipv4Addr) -> String {
+        let name = &cx.ports[usize::from(port)].name;
+        match self.routes.lookup(dst).and_then(|r| r.via) {
+            Some(gw) => format!("out {name} via {gw}"),
+            None => format!("out {name} to {dst}"),
+        }
     }
 }
 
 impl Node for Router {
     fn start(&mut self, _cx: &mut Cx<'_>) {}
 
-    fn receive(&mut self, cx: &mut Cx<'_>, port: u16, packet: Vec<u8>) {
+    fn receive(&mut self, cx: &mut Cx<'_>, port: u16, mut packet: Vec<u8>) {
         self.stats.in_receives += 1;
-        let Some(dst) = valid_header(&packet) else {
+        if valid_header(&packet).is_none() {
             self.stats.in_hdr_errors += 1;
             return cx.record(port, What::Dropped(DropReason::Malformed), &packet);
-        };
-        // [PREROUTING]
-        let t = ct::track(
-            &mut self.ct,
+        }
+        let mut meta = PacketMeta::default();
+        // [PREROUTING] raw, conntrack, mangle, DNAT
+        let Some(t) = self.through_dnat(
             cx,
-            &packet,
-            ctsim_conntrack::CtHook::PreRouting,
-        );
-        if t.dropped {
-            cx.record_ct(port, What::Dropped(DropReason::Conntrack), &packet, t.note);
-            ct::flush(&mut self.ct, cx);
-        } else {
-            match self.route(cx, dst) {
-                Decision::Local(kind) => self.local_in(cx, port, packet, kind, t),
-                Decision::Forward { port: out } => self.forward(cx, port, packet, out, t),
-                Decision::Unreachable(kind, reason) => {
-                    self.stats.out_no_routes += 1;
-                    cx.record_ct(port, What::Dropped(reason), &packet, t.note);
-                    let related = ct::attach(&mut self.ct, t.r.as_ref());
-                    self.icmp_error(cx, kind, &packet, related);
-                    ct::release(&mut self.ct, cx, t.r);
-                }
+            Hook::Prerouting,
+            port,
+            (Some(port), None),
+            &mut packet,
+            &mut meta,
+            None,
+        ) else {
+            return ct::schedule(&mut self.ct, cx);
+        };
+        // The route of the (possibly DNATed) destination.
+        let dst = Ipv4Packet::new_unchecked(&packet[..]).dst_addr();
+        match self.route(cx, dst) {
+            Decision::Local(kind) => {
+                self.walk(cx, "routing", "", |_| match kind {
+                    Local::Unicast => format!("local: {dst} is the router's"),
+                    Local::Broadcast => format!("local: {dst} is a broadcast address"),
+                });
+                self.local_in(cx, port, packet, kind, t, &mut meta)
+            }
+            Decision::Forward { port: out } => {
+                self.walk(cx, "routing", "", |s| {
+                    format!("forward {}", s.route_text(cx, out, dst))
+                });
+                self.forward(cx, port, packet, out, t, &mut meta)
+            }
+            Decision::Unreachable(kind, reason) => {
+                self.stats.out_no_routes += 1;
+                self.walk(cx, "routing", "", |_| format!("{reason}: {dst}"));
+                self.record(cx, port, What::Dropped(reason), &packet, t.note);
+                let related = ct::attach(&mut self.ct, t.r.as_ref());
+                self.icmp_error(cx, kind, &packet, related);
+                ct::release(&mut self.ct, cx, t.r);
             }
         }
         ct::schedule(&mut self.ct, cx);
@@ -427,6 +793,37 @@ impl Node for Router {
         if token == CT_TIMER {
             ct::timer(&mut self.ct, cx);
         }
+    }
+
+    /// `iptables ARGS` changes the ruleset (creating it if the router had
+    /// none); `conntrack ARGS` changes the table. The command and what the
+    /// tool printed go to the trace; conntrack's events follow.
+    fn command(&mut self, cx: &mut Cx<'_>, cmd: &Command) {
+        let text = match cmd {
+            Command::Iptables(args) => {
+                let nf = self
+                    .nf
+                    .get_or_insert_with(|| Box::new(Nf::new(Ruleset::new())));
+                match nf.rules.command(args) {
+                    Ok(()) => format!("iptables {args}"),
+                    Err(e) => format!("iptables {args}\niptables: {}", e.message),
+                }
+            }
+            Command::Conntrack(args) => {
+                let now = ctsim_conntrack::time::Instant(cx.now.nanos());
+                let out = match (CtCommand::parse(args), self.ct.as_mut()) {
+                    (Ok(c), Some(ct)) => c.run(ct, now),
+                    (Err(e), _) => format!("conntrack: {e}"),
+                    (Ok(_), None) => "conntrack: this router tracks no connections".into(),
+                };
+                format!("conntrack {args}\n{out}")
+            }
+        };
+        if cx.tracing() {
+            cx.record_text(What::Command, text);
+        }
+        ct::flush(&mut self.ct, cx);
+        ct::schedule(&mut self.ct, cx);
     }
 
     fn as_any(&self) -> &dyn Any {

@@ -15,7 +15,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::values::{Bandwidth, Cidr, Duration, Ip, Probability, RouteDest, ScalarText, Target};
-use super::{AppState, CloseMode, CtStat, CtStateName, CtTable, DropReason, Stack, Which};
+use super::{
+    AppState, CloseMode, CtStat, CtStateName, CtTable, DropReason, Stack, VerdictName, Which,
+};
 use crate::diag::{Span, Spanned};
 
 /// A YAML mapping from names to values, in file order, each name with its position.
@@ -352,7 +354,8 @@ pub struct PacketFile {
     pub interval: Option<Spanned<Duration>>,
 }
 
-/// A scripted change to a link. Any link parameter may change; `down: true` cuts the link.
+/// A scripted change: to a link (`link:` and any link parameter; `down: true` cuts the link), or
+/// a command an administrator types on a router (`on:` with `iptables:` or `conntrack:`).
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 #[schemars(rename = "Event")]
@@ -360,7 +363,13 @@ pub struct EventFile {
     /// When the change happens.
     pub at: Spanned<Duration>,
     /// The link's name.
-    pub link: Spanned<String>,
+    pub link: Option<Spanned<String>>,
+    /// (command) The router the command runs on.
+    pub on: Option<Spanned<String>>,
+    /// (command) `iptables` arguments: `"-t nat -A POSTROUTING -o wan0 -j MASQUERADE"`.
+    pub iptables: Option<Spanned<String>>,
+    /// (command) `conntrack` arguments: `"-F"`, `"-D -p tcp --dport 22"`, `"-U -s 192.0.2.2 --mark 1"`.
+    pub conntrack: Option<Spanned<String>>,
     /// `true` takes the link down (every packet is dropped), `false` brings it back.
     pub down: Option<Spanned<bool>>,
     /// New one-way delay.
@@ -443,6 +452,16 @@ pub struct CheckFile {
     pub stat: Option<Spanned<CtStat>>,
     /// (stat) The counter's value.
     pub value: Option<Spanned<u64>>,
+    /// The rules of one iptables table of the router `on:` as `iptables-save -c` prints them
+    /// (`filter`, `nat`, `mangle`, `raw`, `security`); with `contains`, `does-not-contain` or
+    /// `count`. Chain lines (`:INPUT DROP [3:180]`) count too.
+    pub rules: Option<Spanned<String>>,
+    /// (packet) The netfilter verdict the packet got at the router: `ACCEPT` or `DROP`.
+    pub verdict: Option<Spanned<VerdictName>>,
+    /// A kernel log line of the router `on:` (LOG, TRACE, conntrack messages) matching this
+    /// pattern (`*` matches any run of characters); with `count`, `min` or `max` (default: at
+    /// least one).
+    pub log: Option<Spanned<String>>,
 }
 
 /// A key that may be null (`received:` alone means every packet): present-but-null becomes `""`.
@@ -453,7 +472,7 @@ fn nullable_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Spanned<Str
 
 /// Keys that pick the kind of a check.
 pub const CHECK_SELECTORS: &[&str] = &[
-    "app", "received", "dropped", "seen", "table", "packet", "stat",
+    "app", "received", "dropped", "seen", "table", "packet", "stat", "rules", "log",
 ];
 
 /// Keys of each check kind (named after its selector key); `at` is allowed everywhere.
@@ -485,13 +504,23 @@ pub const CHECK_KINDS: &[KindKeys] = &[
     },
     KindKeys {
         kind: "packet",
-        required: &["on", "packet", "ctstate"],
-        optional: &["which"],
+        required: &["on", "packet"],
+        optional: &["ctstate", "verdict", "which"],
     },
     KindKeys {
         kind: "stat",
         required: &["on", "stat", "value"],
         optional: &[],
+    },
+    KindKeys {
+        kind: "rules",
+        required: &["on", "rules"],
+        optional: &["contains", "does-not-contain", "count", "min", "max"],
+    },
+    KindKeys {
+        kind: "log",
+        required: &["on", "log"],
+        optional: &["count", "min", "max"],
     },
 ];
 
@@ -507,7 +536,8 @@ impl CheckFile {
            received => "received", seen => "seen", count => "count", min => "min", max => "max",
            link => "link", dropped => "dropped", reason => "reason", table => "table",
            contains => "contains", does_not_contain => "does-not-contain", packet => "packet",
-           ctstate => "ctstate", which => "which", stat => "stat", value => "value");
+           ctstate => "ctstate", which => "which", stat => "stat", value => "value",
+           rules => "rules", verdict => "verdict", log => "log");
         v
     }
 }
