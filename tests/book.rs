@@ -98,6 +98,19 @@ enum Command {
     Graph {
         file: String,
     },
+    /// `ctsim ruleset FILE --node R --at T [-t TABLE] [-L -v -n [-x]]`.
+    Ruleset {
+        file: String,
+        node: String,
+        at: Duration,
+        view: Result<ctsim_scenario::netfilter::RulesetView, String>,
+    },
+    /// `ctsim trace FILE --packet P [--nth N]`.
+    Trace {
+        file: String,
+        packet: String,
+        nth: usize,
+    },
     /// `ctsim conntrack FILE --node R --at T [-L [TABLE]] [-o extended] [-S] [-C] [-E]`.
     Conntrack {
         file: String,
@@ -179,8 +192,100 @@ fn parse_conntrack(args: &[&str]) -> Result<Command, String> {
     })
 }
 
+/// The arguments of `ctsim ruleset`, checked as `sim/src/main.rs` checks
+/// them.
+fn parse_ruleset(args: &[&str]) -> Result<Command, String> {
+    use ctsim_engine::router::netfilter::TableKind;
+    use ctsim_scenario::netfilter::RulesetView;
+    let (mut file, mut node, mut at, mut table) = (None, None, None, None::<String>);
+    let (mut list, mut exact) = (false, false);
+    let mut it = args.iter();
+    while let Some(&arg) = it.next() {
+        match arg {
+            "--node" => node = Some(it.next().ok_or("--node needs a value")?.to_string()),
+            "--at" => {
+                let v = it.next().ok_or("--at needs a value")?;
+                at = Some(
+                    v.parse::<Duration>()
+                        .map_err(|e| format!("bad --at: {e}"))?,
+                );
+            }
+            "-t" | "--table" => table = Some(it.next().ok_or("-t needs a value")?.to_string()),
+            "-L" | "--list" => list = true,
+            "-v" | "-n" => {}
+            "-x" => exact = true,
+            flag if flag.starts_with('-') => return Err(format!("{flag} is not supported here")),
+            path if file.is_none() => file = Some(path.to_string()),
+            _ => return Err("`ctsim ruleset` takes one FILE".into()),
+        }
+    }
+    let kind = table.as_deref().map(|t| {
+        TableKind::from_name(t).ok_or(format!(
+            "error: unknown table `{t}`: filter, nat, mangle, raw or security"
+        ))
+    });
+    let view = match (kind, list) {
+        (Some(Err(e)), _) => Err(e),
+        (k, true) => Ok(RulesetView::List(
+            k.and_then(Result::ok).unwrap_or(TableKind::Filter),
+            exact,
+        )),
+        (k, false) => Ok(RulesetView::Save(k.and_then(Result::ok))),
+    };
+    Ok(Command::Ruleset {
+        file: file.ok_or("`ctsim ruleset` needs a FILE")?,
+        node: node.ok_or("`ctsim ruleset` needs --node")?,
+        at: at.ok_or("`ctsim ruleset` needs --at")?,
+        view,
+    })
+}
+
+/// The arguments of `ctsim trace`.
+fn parse_trace(args: &[&str]) -> Result<Command, String> {
+    let (mut file, mut packet, mut nth) = (None, None, 1);
+    let mut it = args.iter();
+    while let Some(&arg) = it.next() {
+        match arg {
+            "--packet" => packet = Some(it.next().ok_or("--packet needs a value")?.to_string()),
+            "--nth" => {
+                let v = it.next().ok_or("--nth needs a value")?;
+                nth = v.parse().map_err(|_| format!("bad --nth {v:?}"))?;
+            }
+            flag if flag.starts_with('-') => return Err(format!("{flag} is not supported here")),
+            path if file.is_none() => file = Some(path.to_string()),
+            _ => return Err("`ctsim trace` takes one FILE".into()),
+        }
+    }
+    Ok(Command::Trace {
+        file: file.ok_or("`ctsim trace` needs a FILE")?,
+        packet: packet.ok_or("`ctsim trace` needs --packet")?,
+        nth,
+    })
+}
+
+/// Splits a command line into words as a shell does for the simple cases
+/// the book uses: blanks separate, double quotes group.
+fn shell_words(command: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut quoted = false;
+    for c in command.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                word.get_or_insert_with(String::new);
+            }
+            c if c.is_whitespace() && !quoted => words.extend(word.take()),
+            c => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    words.extend(word);
+    words
+}
+
 fn parse_command(command: &str) -> Result<Command, String> {
-    let words: Vec<&str> = command.split_whitespace().collect();
+    let owned = shell_words(command);
+    let words: Vec<&str> = owned.iter().map(String::as_str).collect();
     let Some((&"ctsim", rest)) = words.split_first() else {
         return Err("a command starts with `ctsim`".into());
     };
@@ -238,8 +343,10 @@ fn parse_command(command: &str) -> Result<Command, String> {
             file: one_file(args)?,
         }),
         "conntrack" => parse_conntrack(args),
+        "ruleset" => parse_ruleset(args),
+        "trace" => parse_trace(args),
         other => Err(format!(
-            "`ctsim {other}` is not supported here (use run, check FILE…, graph or conntrack)"
+            "`ctsim {other}` is not supported here (use run, check FILE…, graph, conntrack, ruleset or trace)"
         )),
     }
 }
@@ -317,27 +424,70 @@ fn execute(command: &Command) -> (String, u8) {
                 Ok(q) => *q,
                 Err(error) => return (format!("{error}\n"), 2),
             };
-            let (s, source) = match load(file) {
+            let (sim, at) = match run_to(file, *at, q == Query::Events) {
                 Ok(x) => x,
-                Err(diagnostics) => return (diagnostics, 2),
+                Err(e) => return e,
             };
-            let at = lower::instant(*at);
-            let opts = RunOptions {
-                until: Some(at),
-                timeline: q == Query::Events,
-                ..RunOptions::default()
-            };
-            let prepared = match ctsim_scenario::run::prepare(&s, &source, &opts) {
-                Ok(p) => p,
-                Err(r) => return (r.render(false), 2),
-            };
-            let sim = prepared.run_to(at);
             match ctsim_scenario::conntrack::query(&sim, node, at, q, *extended) {
                 Ok((stdout, stderr)) => (stdout + &stderr, 0),
                 Err(e) => (format!("error: {e}\n"), 2),
             }
         }
+        Command::Ruleset {
+            file,
+            node,
+            at,
+            view,
+        } => {
+            let view = match view {
+                Ok(v) => *v,
+                Err(error) => return (format!("{error}\n"), 2),
+            };
+            let (sim, at) = match run_to(file, *at, false) {
+                Ok(x) => x,
+                Err(e) => return e,
+            };
+            match ctsim_scenario::netfilter::show_ruleset(&sim, node, at, view) {
+                Ok(text) => (text, 0),
+                Err(e) => (format!("error: {e}\n"), 2),
+            }
+        }
+        Command::Trace { file, packet, nth } => {
+            let (s, source) = match load(file) {
+                Ok(x) => x,
+                Err(diagnostics) => return (diagnostics, 2),
+            };
+            let opts = RunOptions {
+                timeline: true,
+                ..RunOptions::default()
+            };
+            let out = match ctsim_scenario::run(&s, &source, &opts) {
+                Ok(out) => out,
+                Err(r) => return (r.render(false), 2),
+            };
+            match ctsim_scenario::netfilter::trace(&out.sim, &s, packet, *nth) {
+                Ok(text) => (text, 0),
+                Err(e) => (format!("error: {e}\n"), 2),
+            }
+        }
     }
+}
+
+fn run_to(
+    file: &str,
+    at: Duration,
+    timeline: bool,
+) -> Result<(ctsim_engine::Sim, ctsim_engine::Instant), (String, u8)> {
+    let (s, source) = load(file).map_err(|d| (d, 2))?;
+    let at = lower::instant(at);
+    let opts = RunOptions {
+        until: Some(at),
+        timeline,
+        ..RunOptions::default()
+    };
+    let prepared =
+        ctsim_scenario::run::prepare(&s, &source, &opts).map_err(|r| (r.render(false), 2))?;
+    Ok((prepared.run_to(at), at))
 }
 
 fn updating() -> bool {

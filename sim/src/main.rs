@@ -99,6 +99,50 @@ enum Command {
         #[arg(long, value_name = "FILTER")]
         during: Option<String>,
     },
+    /// Run a scenario to an instant and print a router's iptables ruleset with
+    /// its counters there: as `iptables-save -c` prints it, or with `-L` as
+    /// `iptables -L -v -n` does.
+    Ruleset {
+        file: PathBuf,
+        /// The router.
+        #[arg(long)]
+        node: String,
+        /// The instant (e.g. `1.5s`): the run stops there.
+        #[arg(long)]
+        at: Duration,
+        /// One table: filter, nat, mangle, raw or security (`-L` lists
+        /// filter without it).
+        #[arg(short = 't', long = "table")]
+        table: Option<String>,
+        /// List the table as `iptables -t TABLE -L -v -n` prints it.
+        #[arg(short = 'L', long = "list")]
+        list: bool,
+        /// Accepted for `-L -v -n` as typed for iptables (always on).
+        #[arg(short = 'v', long = "verbose")]
+        verbose: bool,
+        /// Accepted for `-L -v -n` as typed for iptables (always on).
+        #[arg(short = 'n', long = "numeric")]
+        numeric: bool,
+        /// Exact packet and byte counts (`-L -v -n -x`).
+        #[arg(short = 'x', long = "exact")]
+        exact: bool,
+    },
+    /// Run a scenario and show one packet's walk through every router it
+    /// crossed: each hook and table, the rule that decided, its conntrack
+    /// state, the NAT done, the routing decision and the verdict.
+    Trace {
+        file: PathBuf,
+        /// A packet's `name:` in the scenario, or a filter such as `tcp dport
+        /// 22 and tcp-flags S` (the first packet at a router it matches).
+        #[arg(long)]
+        packet: String,
+        /// With a filter: the Nth packet it matches at a router (1 = first).
+        #[arg(long, default_value_t = 1)]
+        nth: usize,
+        /// Use this seed instead of the scenario's.
+        #[arg(long)]
+        seed: Option<u64>,
+    },
     /// Validate scenario files without running them.
     Check { files: Vec<PathBuf> },
     /// Print the JSON Schema of the scenario format.
@@ -237,6 +281,83 @@ fn conntrack(
 
 /// `ctsim conntrack --during FILTER`: the query answered inside the walk
 /// of the first matching packet at or after `at`.
+/// `ctsim ruleset`: `iptables-save -c` or `iptables -L -v -n` at an instant.
+fn ruleset(
+    file: &Path,
+    node: &str,
+    at: Duration,
+    table: Option<&str>,
+    list: bool,
+    exact: bool,
+) -> ExitCode {
+    use ctsim_engine::router::netfilter::TableKind;
+    use ctsim_scenario::netfilter::{show_ruleset, RulesetView};
+    let table = match table.map(|t| (t, TableKind::from_name(t))) {
+        None => None,
+        Some((_, Some(k))) => Some(k),
+        Some((t, None)) => {
+            eprintln!("error: unknown table `{t}`: filter, nat, mangle, raw or security");
+            return ExitCode::from(BAD_INPUT);
+        }
+    };
+    let view = if list {
+        RulesetView::List(table.unwrap_or(TableKind::Filter), exact)
+    } else {
+        RulesetView::Save(table)
+    };
+    let (scenario, source) = match load(file) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let at = ctsim_scenario::lower::instant(at);
+    let opts = RunOptions {
+        until: Some(at),
+        ..RunOptions::default()
+    };
+    let prepared = match ctsim_scenario::run::prepare(&scenario, &source, &opts) {
+        Ok(p) => p,
+        Err(r) => return bad(&r),
+    };
+    let sim = prepared.run_to(at);
+    match show_ruleset(&sim, node, at, view) {
+        Ok(text) => {
+            out(&text);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(BAD_INPUT)
+        }
+    }
+}
+
+/// `ctsim trace`: one packet's walk through the routers.
+fn trace(file: &Path, packet: &str, nth: usize, seed: Option<u64>) -> ExitCode {
+    let (scenario, source) = match load(file) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let opts = RunOptions {
+        seed,
+        timeline: true,
+        ..RunOptions::default()
+    };
+    let result = match ctsim_scenario::run(&scenario, &source, &opts) {
+        Ok(r) => r,
+        Err(r) => return bad(&r),
+    };
+    match ctsim_scenario::netfilter::trace(&result.sim, &scenario, packet, nth) {
+        Ok(text) => {
+            out(&text);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(BAD_INPUT)
+        }
+    }
+}
+
 fn conntrack_during(
     scenario: &ctsim_scenario::model::Scenario,
     source: &std::sync::Arc<ctsim_scenario::diag::Source>,
@@ -343,6 +464,21 @@ fn main() -> ExitCode {
             events,
             during,
         } => conntrack(&file, &node, at, list, output, stats, count, events, during),
+        Command::Ruleset {
+            file,
+            node,
+            at,
+            table,
+            list,
+            exact,
+            ..
+        } => ruleset(&file, &node, at, table.as_deref(), list, exact),
+        Command::Trace {
+            file,
+            packet,
+            nth,
+            seed,
+        } => trace(&file, &packet, nth, seed),
         Command::Check { files } => {
             let mut code = ExitCode::SUCCESS;
             for file in files {

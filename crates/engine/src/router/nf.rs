@@ -237,7 +237,13 @@ pub(super) fn run(
                 ),
                 StepKind::Return => format!("end of chain {chain}: return"),
                 StepKind::Policy => nf.rules.rule_text(step.table, step.chain, 0),
-                StepKind::NatSkipped => "not consulted: not a connection's first packet".into(),
+                StepKind::NatSkipped => match r.map(EntryRef::ctinfo) {
+                    Some(CtInfo::New | CtInfo::Related | CtInfo::RelatedReply) => {
+                        "not consulted: the connection's binding is already made".into()
+                    }
+                    Some(_) => "not consulted: not a connection's first packet".into(),
+                    None => "not consulted: no connection (INVALID or UNTRACKED)".into(),
+                },
             };
             walk.push(cx, at.hook.name(), step.table.name(), text);
         }
