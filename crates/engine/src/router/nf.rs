@@ -123,6 +123,11 @@ struct View<'a> {
     entry: EntryView<'a>,
     ports: &'a [crate::topology::Port],
     addrs: &'a [Option<Cidr>],
+    /// The table, for `-m connlimit`'s count.
+    table: Option<&'a ctsim_conntrack::Conntrack>,
+    /// The packet's L4 protocol.
+    proto: u8,
+    now: ctsim_conntrack::time::Instant,
 }
 
 impl ConnView for View<'_> {
@@ -141,8 +146,39 @@ impl ConnView for View<'_> {
     fn master_helper(&self) -> Option<&str> {
         self.entry.master_helper()
     }
+    /// `-m connlimit`: the open connections of the packet's protocol from
+    /// the same source (or to the same destination) under `prefix`, the
+    /// packet's own included. Linux's nf_conncount keeps such a list per
+    /// rule, of the connections that matched it; ctsim counts the whole
+    /// table (see the book's differences). TCP connections in TIME_WAIT or
+    /// CLOSE are over and not counted, as nf_conncount does.
     fn connections(&self, key: Ipv4Addr, prefix: u8, daddr: bool) -> u32 {
-        self.entry.connections(key, prefix, daddr)
+        use ctsim_conntrack::tcp::TcpConntrack;
+        let Some(t) = self.table else {
+            return 0;
+        };
+        let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+        let counts = |e: &ctsim_conntrack::Entry| {
+            let o = e.orig();
+            let a = if daddr { o.dst } else { o.src };
+            o.proto == self.proto
+                && u32::from(a) & mask == u32::from(key) & mask
+                && !matches!(
+                    e.tcp_state(),
+                    Some(TcpConntrack::TimeWait | TcpConntrack::Close)
+                )
+        };
+        let confirmed = t
+            .keys(ctsim_conntrack::Table::Conntrack, self.now)
+            .into_iter()
+            .filter_map(|k| t.get(k))
+            .filter(|e| counts(e))
+            .count();
+        let own = self
+            .entry
+            .entry
+            .is_some_and(|e| !e.is_confirmed() && counts(e));
+        u32::try_from(confirmed).unwrap_or(u32::MAX) + u32::from(own)
     }
     fn addr_type(&self, addr: Ipv4Addr, iface: Option<&str>) -> u16 {
         self.entry.addr_type(addr, iface)
@@ -209,6 +245,9 @@ pub(super) fn run(
         },
         ports: at.ports,
         addrs: at.addrs,
+        table: ct.as_ref().map(|c| &c.table),
+        proto: packet.get(9).copied().unwrap_or(0),
+        now: ctsim_conntrack::time::Instant(cx.now.nanos()),
     };
     let input = HookInput {
         hook: at.hook,
