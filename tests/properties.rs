@@ -9,7 +9,9 @@
 //! - a bad packet literal inside an otherwise valid scenario is reported at
 //!   its `file.yaml:LINE:COL`;
 //! - every packet any scenario records prints (`ctsim_packet::show`) as a
-//!   literal that parses back to the same bytes.
+//!   literal that parses back to the same bytes;
+//! - a ruleset with every table and no rule changes no packet of any
+//!   scenario, whatever the seed.
 
 use ctsim_scenario::RunOptions;
 use ctsim_tests::{cli_options, run_file, run_yaml, scenario_files, scenario_key};
@@ -726,4 +728,69 @@ fn every_recorded_packet_round_trips_through_its_literal() {
         );
     }
     assert!(checked > 0, "no packets recorded in any scenario");
+}
+
+// ---------------------------------------------------------------------------
+// (d) A ruleset with every table, no rules and ACCEPT policies changes no
+// packet: the hook chain only adds its walk.
+
+/// Every table iptables has, each with its built-in chains, ACCEPT
+/// policies and no rule.
+const EMPTY_RULESET: &str = "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n\
+    *mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n\
+    *nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n\
+    *filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n\
+    *security\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n";
+
+/// The records of a run that are not walk lines, in words.
+fn traffic(out: &ctsim_scenario::RunOutput) -> Vec<String> {
+    out.sim
+        .records()
+        .iter()
+        .filter(|r| !matches!(r.what, ctsim_engine::What::Walk { .. }))
+        .map(|r| {
+            format!(
+                "{} {:?} {:?} {:?} {:?} {:?}",
+                r.time, r.place, r.what, r.packet, r.ct, r.text
+            )
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: cases(4),
+        failure_persistence: persistence(),
+        ..ProptestConfig::default()
+    })]
+
+    /// Every scenario without a ruleset or commands, with any seed, sends,
+    /// forwards, drops and tracks exactly the same packets at the same
+    /// instants when each router runs a ruleset that accepts everything.
+    #[test]
+    fn accept_everything_rulesets_change_no_packet(seed in any::<u64>()) {
+        for path in scenario_files() {
+            let (s, source) = ctsim_tests::load_file(&path);
+            if s.routers.iter().any(|r| r.ruleset.is_some()) || !s.commands.is_empty() {
+                continue;
+            }
+            let opts = RunOptions { seed: Some(seed), ..cli_options() };
+            let plain = ctsim_tests::run(&s, &source, &opts);
+            let mut with = s.clone();
+            for r in &mut with.routers {
+                r.ruleset = Some(ctsim_scenario::model::Spanned::unspanned(EMPTY_RULESET.to_string()));
+            }
+            let ruled = ctsim_tests::run(&with, &source, &opts);
+            let (a, b) = (traffic(&plain), traffic(&ruled));
+            prop_assert_eq!(a.len(), b.len(), "{}: seed {}", scenario_key(&path), seed);
+            for (x, y) in a.iter().zip(&b) {
+                prop_assert_eq!(x, y, "{}: seed {}", scenario_key(&path), seed);
+            }
+            prop_assert!(
+                ruled.sim.records().iter().any(|r| matches!(r.what, ctsim_engine::What::Walk { step: "filter", .. }))
+                    || s.routers.is_empty(),
+                "{}: the ruleset was not walked", scenario_key(&path)
+            );
+        }
+    }
 }
