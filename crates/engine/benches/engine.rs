@@ -11,6 +11,8 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use ctsim_engine::host::{App, AppKind, CloseMode, Host, HostConfig, Nic, Payload, ServerMode};
+use ctsim_engine::router::conntrack::Conntrack;
+use ctsim_engine::router::netfilter::Ruleset;
 use ctsim_engine::router::Router;
 use ctsim_engine::{dumbbell, Builder, Cidr, Duration, Instant, LinkParams, NodeId, PortSpec, Sim};
 
@@ -31,6 +33,8 @@ fn forwarding(c: &mut Criterion) {
                         per_flow,
                         Duration::from_micros(10 * u64::from(flows)),
                         false,
+                        false,
+                        |r| r,
                     )
                     .build()
                 },
@@ -41,6 +45,68 @@ fn forwarding(c: &mut Criterion) {
                         router.map(|r| r.stats.forwarded),
                         Some(per_flow * u64::from(flows))
                     );
+                    sim
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    group.finish();
+}
+
+/// The firewall of issue 4's benchmark: a 100-rule FORWARD chain whose
+/// first rule accepts ESTABLISHED and whose 100th accepts the benchmark's
+/// UDP, with (`snat`) SNAT of every flow in POSTROUTING.
+fn firewall(snat: bool) -> Ruleset {
+    let mut text =
+        String::from("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n");
+    text.push_str("-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n");
+    for i in 0..98 {
+        text.push_str(&format!(
+            "-A FORWARD -p tcp -m tcp --dport {} -j ACCEPT\n",
+            8000 + i
+        ));
+    }
+    text.push_str("-A FORWARD -p udp -m udp --dport 9 -j ACCEPT\nCOMMIT\n");
+    if snat {
+        text.push_str("*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n");
+        text.push_str("-A POSTROUTING -p udp -j SNAT --to-source 198.19.255.254\nCOMMIT\n");
+    }
+    Ruleset::parse(&text).expect("bench ruleset")
+}
+
+/// Forwarding through conntrack and that firewall, issue 4's two cases:
+/// `established`: 100 answered UDP flows, both ways, every datagram after
+/// the first of each direction ESTABLISHED and accepted by rule 1 (no nat
+/// table); `new-flows`: 10,000 flows of one datagram each, every one NEW,
+/// down the chain to rule 100, then an SNAT binding. Each again with
+/// conntrack alone: the difference is what the hook chain costs.
+fn netfilter(c: &mut Criterion) {
+    let mut group = c.benchmark_group("engine/netfilter");
+    group.sample_size(10);
+    // (name, flows, datagrams per flow and direction, replies, ruleset)
+    for (name, flows, per_flow, replies, rules) in [
+        ("established", 100u32, 1_000u64, true, true),
+        ("established-conntrack-only", 100, 1_000, true, false),
+        ("new-flows", 10_000, 1, false, true),
+        ("new-flows-conntrack-only", 10_000, 1, false, false),
+    ] {
+        let total = per_flow * u64::from(flows) * (1 + u64::from(replies));
+        group.throughput(Throughput::Elements(total));
+        group.bench_function(format!("udp/{name}"), |bench| {
+            bench.iter_batched(
+                || {
+                    let interval = Duration::from_micros(10 * u64::from(flows));
+                    dumbbell::build(flows, per_flow, interval, false, replies, |r| {
+                        r.with_conntrack(Some(Conntrack::default()), false)
+                            .with_ruleset(rules.then(|| firewall(!replies)))
+                    })
+                    .build()
+                },
+                |mut sim| {
+                    sim.run_until(Instant::MAX);
+                    let router = sim.node(NodeId(0)).as_any().downcast_ref::<Router>();
+                    assert_eq!(router.map(|r| r.stats.forwarded), Some(total));
                     sim
                 },
                 BatchSize::PerIteration,
@@ -165,5 +231,5 @@ fn tcp_segments(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, forwarding, tcp_segments);
+criterion_group!(benches, forwarding, netfilter, tcp_segments);
 criterion_main!(benches);

@@ -25,7 +25,7 @@ pub const MAX_FLOWS: u32 = (1 << 17) / 8;
 
 /// A 512-byte UDP datagram with a correct IPv4 header checksum. The UDP
 /// checksum is 0 ("none"), which IPv4 allows and the router never reads.
-fn datagram(src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
+fn datagram(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16) -> Vec<u8> {
     let mut p = vec![0u8; 512];
     p[0] = 0x45;
     p[2..4].copy_from_slice(&512u16.to_be_bytes());
@@ -40,15 +40,27 @@ fn datagram(src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
     let folded = (sum & 0xffff) + (sum >> 16);
     let csum = !(((folded & 0xffff) + (folded >> 16)) as u16);
     p[10..12].copy_from_slice(&csum.to_be_bytes());
-    p[20..22].copy_from_slice(&40000u16.to_be_bytes());
-    p[22..24].copy_from_slice(&9u16.to_be_bytes());
+    p[20..22].copy_from_slice(&sport.to_be_bytes());
+    p[22..24].copy_from_slice(&dport.to_be_bytes());
     p[24..26].copy_from_slice(&492u16.to_be_bytes());
     p
 }
 
 /// Builds the dumbbell with `flows` flows of `packets` datagrams each, sent
 /// every `interval` on 1 Gbit/s, 1 ms links. Flows start 1 ns apart.
-pub fn build(flows: u32, packets: u64, interval: Duration, trace: bool) -> Builder {
+/// With `replies`, each server sends as many datagrams back, starting 2 ms
+/// later (after the client's first one has crossed, so a tracking router
+/// sees an answered, ESTABLISHED flow). `setup` configures the router
+/// (conntrack, a ruleset); its interfaces are `p0`, `p1`, …: clients on
+/// even ones, servers on odd ones.
+pub fn build(
+    flows: u32,
+    packets: u64,
+    interval: Duration,
+    trace: bool,
+    replies: bool,
+    setup: impl FnOnce(Router) -> Router,
+) -> Builder {
     let flows = flows.min(MAX_FLOWS);
     let mut b = Builder::new(1);
     b.trace(trace);
@@ -61,7 +73,8 @@ pub fn build(flows: u32, packets: u64, interval: Duration, trace: bool) -> Build
         });
         router_addrs.push(Some(addr(k, 1)));
     }
-    let router = b.add_node("r", router_ports, Box::new(Router::new(router_addrs, &[])));
+    let router = setup(Router::new(router_addrs, &[]));
+    let router = b.add_node("r", router_ports, Box::new(router));
     let params = LinkParams {
         delay: Duration::from_millis(1),
         bandwidth: Some(1_000_000_000),
@@ -69,14 +82,24 @@ pub fn build(flows: u32, packets: u64, interval: Duration, trace: bool) -> Build
     };
     for i in 0..flows {
         let (c, s) = (2 * i, 2 * i + 1);
-        let send = RawSend {
-            at: Instant::from_nanos(u64::from(i)),
-            packet: datagram(addr(c, 2).addr, addr(s, 2).addr),
+        let (ca, sa) = (addr(c, 2).addr, addr(s, 2).addr);
+        let send = |at: Instant, packet: Vec<u8>| RawSend {
+            at,
+            packet,
             count: packets,
             interval,
             port: Some(0),
         };
-        for (k, sends, name) in [(c, vec![send], "c"), (s, Vec::new(), "s")] {
+        let start = Instant::from_nanos(u64::from(i));
+        let forth = vec![send(start, datagram(ca, sa, 40000, 9))];
+        let back = match replies {
+            true => vec![send(
+                start + Duration::from_millis(2),
+                datagram(sa, ca, 9, 40000),
+            )],
+            false => Vec::new(),
+        };
+        for (k, sends, name) in [(c, forth, "c"), (s, back, "s")] {
             let port = PortSpec {
                 name: "eth0".into(),
                 addr: Some(addr(k, 2)),
