@@ -7,6 +7,7 @@
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
+use crate::helper::FollowMaster;
 use crate::time::{Duration, Instant};
 use crate::tuple::{Tuple, Zone};
 use crate::EntryKey;
@@ -48,6 +49,9 @@ pub struct NewExpectation {
     pub timeout: Duration,
     /// `policy[class].max_expected` (0 = unlimited).
     pub max_expected: u32,
+    /// Set by NAT helpers (`expectfn = nf_nat_follow_master`): the
+    /// expected connection's NAT bindings follow the master's.
+    pub nat: Option<FollowMaster>,
 }
 
 /// Why `expect_related()` refused (the kernel's errno).
@@ -89,6 +93,8 @@ pub struct Expectation {
     pub flags: u8,
     pub helper: &'static str,
     pub child_helper: Option<&'static str>,
+    /// NAT to follow (see [`NewExpectation::nat`]).
+    pub nat: Option<FollowMaster>,
     /// Absolute expiry.
     pub expires: Instant,
     /// Creation order (listing order).
@@ -181,6 +187,7 @@ mod tests {
             flags: 0,
             helper: "ftp",
             child_helper: None,
+            nat: None,
             expires: Instant(298_500_000_000),
             seq: 0,
         };

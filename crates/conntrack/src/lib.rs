@@ -41,6 +41,9 @@
 //! - [`tcp`]: the TCP tracker.
 //! - [`format`], [`event`]: conntrack-tools output.
 //! - [`expect`]: expectations. [`filter`]: `-L`/`-D` filters.
+//! - [`helper`]: conntrack helpers (ftp, tftp, irc, sip, snmp,
+//!   netbios-ns): registry and parsers; [`Conntrack::help`] runs them.
+//! - [`seqadj`]: sequence adjustment after NAT helpers resize payloads.
 //! - [`stats`]: `conntrack -S` counters. [`time`]: nanosecond time.
 //!
 //! # Example
@@ -73,6 +76,8 @@ pub mod event;
 pub mod expect;
 pub mod filter;
 pub mod format;
+pub mod helper;
+pub mod seqadj;
 pub mod stats;
 pub mod status;
 pub mod sysctl;

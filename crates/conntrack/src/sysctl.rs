@@ -45,6 +45,12 @@ pub struct Sysctls {
     pub udp_timeout: Duration,
     /// `nf_conntrack_udp_timeout_stream` (120 s).
     pub udp_timeout_stream: Duration,
+    /// `nf_conntrack_helper` (0): automatic helper assignment by port.
+    /// Linux turned it off by default in 4.7 and removed the sysctl in 6.0;
+    /// ctsim keeps it as a teaching switch to show the old behaviour. It
+    /// is accepted by [`Sysctls::set`]/[`Sysctls::get`] but not listed by
+    /// [`Sysctls::dump`], which prints what Linux 6.18 has.
+    pub auto_helper: bool,
     /// The TCP keys: loose, be_liberal, max_retrans, ignore_invalid_rst and
     /// the `nf_conntrack_tcp_timeout_*` values.
     pub tcp: TcpSysctl,
@@ -173,6 +179,7 @@ impl Sysctls {
             timestamp: false,
             udp_timeout: Duration::from_secs(30),
             udp_timeout_stream: Duration::from_secs(120),
+            auto_helper: false,
             tcp: TcpSysctl::default(),
             inert,
         }
@@ -240,6 +247,7 @@ impl Sysctls {
             }
             "nf_conntrack_events" => self.events = u8_(v, 2)?,
             "nf_conntrack_expect_max" => self.expect_max = int(v, 1)?,
+            AUTO_HELPER => self.auto_helper = bool_(v)?,
             "nf_conntrack_generic_timeout" => self.generic_timeout = secs(v)?,
             "nf_conntrack_icmp_timeout" => self.icmp_timeout = secs(v)?,
             "nf_conntrack_log_invalid" => self.log_invalid = u8_(v, 255)?,
@@ -289,6 +297,7 @@ impl Sysctls {
             "nf_conntrack_count" => "0".into(),
             "nf_conntrack_events" => self.events.to_string(),
             "nf_conntrack_expect_max" => self.expect_max.to_string(),
+            AUTO_HELPER => b(self.auto_helper),
             "nf_conntrack_generic_timeout" => s(self.generic_timeout),
             "nf_conntrack_icmp_timeout" => s(self.icmp_timeout),
             "nf_conntrack_log_invalid" => self.log_invalid.to_string(),
@@ -337,6 +346,9 @@ impl Sysctls {
     }
 }
 
+/// The removed automatic-helper key ctsim still accepts.
+const AUTO_HELPER: &str = "nf_conntrack_helper";
+
 /// The bare key (`nf_conntrack_max`) for any accepted spelling.
 fn normalize(name: &str) -> Option<&'static str> {
     let n = name.trim();
@@ -347,7 +359,10 @@ fn normalize(name: &str) -> Option<&'static str> {
         .or_else(|| n.strip_prefix("net.").filter(|r| *r == "nf_conntrack_max"))
         .or_else(|| n.strip_prefix("net/").filter(|r| *r == "nf_conntrack_max"))
         .unwrap_or(n);
-    KEYS.iter().copied().find(|k| *k == bare)
+    KEYS.iter()
+        .copied()
+        .chain([AUTO_HELPER])
+        .find(|k| *k == bare)
 }
 
 fn display_name(name: &str) -> String {
@@ -436,9 +451,14 @@ mod tests {
             s.set("nf_conntrack_acct", "2").unwrap_err(),
             "sysctl: setting key \"net.netfilter.nf_conntrack_acct\": Invalid argument"
         );
+        // Removed in Linux 6.0, kept here as a teaching switch.
+        s.set("net.netfilter.nf_conntrack_helper", "1").unwrap();
+        assert!(s.auto_helper);
+        assert_eq!(s.get("nf_conntrack_helper").unwrap(), "1");
+        assert!(s.set("nf_conntrack_helper", "2").is_err());
         assert_eq!(
-            s.set("net.netfilter.nf_conntrack_helper", "1").unwrap_err(),
-            "sysctl: cannot stat /proc/sys/net/netfilter/nf_conntrack_helper: No such file or directory"
+            s.set("net.netfilter.nf_conntrack_helpers", "1").unwrap_err(),
+            "sysctl: cannot stat /proc/sys/net/netfilter/nf_conntrack_helpers: No such file or directory"
         );
         assert!(s.set("nf_conntrack_count", "1").is_err());
         assert!(s.set("nf_conntrack_max", "x").is_err());

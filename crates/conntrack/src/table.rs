@@ -28,6 +28,7 @@ use crate::event::{Event, EventKind, ExpectEvent};
 use crate::expect::{ExpectError, Expectation, NewExpectation, PERMANENT};
 use crate::filter::Filter;
 use crate::format::{self, Counter, Flow, FormatOpts};
+use crate::helper::HelpExt;
 use crate::stats::Stats;
 use crate::status::{CtInfo, CtState, EventMask, Status};
 use crate::sysctl::Sysctls;
@@ -38,6 +39,7 @@ use crate::tuple::{
 };
 use crate::wire::{self, Ipv4};
 
+mod help;
 pub(crate) mod nat;
 
 const NIL: u32 = u32::MAX;
@@ -313,6 +315,8 @@ pub struct Entry {
     start: Instant,
     acct: [Counter; 2],
     helper: Option<&'static str>,
+    /// Helper, seqadj and follow-master data; `None` for most entries.
+    help: Option<Box<HelpExt>>,
     l4: L4,
 }
 
@@ -333,6 +337,7 @@ impl Entry {
             stage: Stage::Free,
             ext: 0,
             helper: None,
+            help: None,
             timeout: 0,
             scheduled: u64::MAX,
             start: Instant(0),
@@ -1044,11 +1049,17 @@ impl Conntrack {
 
     /// Attaches a helper by name (CT target template, for an entry not yet
     /// confirmed): sets IPS_HELPER; the NEW event carries `helper=`.
+    /// Like `init_conntrack()`, a template's helper is not applied to an
+    /// expected connection (it keeps the expectation's, or none).
     pub fn set_helper(&mut self, key: EntryKey, name: &'static str) {
-        if self.get(key).is_some() {
+        if self
+            .get(key)
+            .is_some_and(|e| !e.status.contains(Status::EXPECTED))
+        {
             let e = &mut self.slots[key.idx as usize];
             e.helper = Some(name);
             e.status.insert(Status::HELPER);
+            e.help.get_or_insert_with(Box::default);
         }
     }
 
@@ -1068,6 +1079,7 @@ impl Conntrack {
             flags: x.flags,
             helper: x.helper,
             child_helper: x.child_helper,
+            nat: x.nat,
             expires: now + x.timeout,
             seq: self.expect_seq,
         };
@@ -1256,6 +1268,9 @@ impl Conntrack {
         if self.expect_count > 0 {
             self.use_expectation(idx, tuple, zone, now);
         }
+        if self.sysctl.auto_helper && self.slots[idx as usize].master == NIL {
+            self.auto_assign_helper(idx);
+        }
         Ok(idx)
     }
 
@@ -1289,6 +1304,9 @@ impl Conntrack {
         e.mark = mark;
         if let Some(h) = x.child_helper {
             e.helper = Some(h);
+        }
+        if x.child_helper.is_some() || x.nat.is_some() {
+            e.help.get_or_insert_with(Box::default).follow = x.nat;
         }
         self.stats.expect_new += 1;
         if x.flags & PERMANENT == 0 {
@@ -1763,7 +1781,7 @@ impl Conntrack {
         now: Instant,
     ) -> L4Outcome {
         let sum_ok = !verify || wire::l4_checksum_ok(ip.src, ip.dst, IPPROTO_TCP, ip.l4);
-        let seg = match TcpSegment::parse_with_checksum(ip.l4, ip.l4.len(), sum_ok) {
+        let mut seg = match TcpSegment::parse_with_checksum(ip.l4, ip.l4.len(), sum_ok) {
             Ok(s) => s,
             Err(r) => return L4Outcome::Invalid(self.invalid(IPPROTO_TCP, r, true)),
         };
@@ -1780,6 +1798,14 @@ impl Conntrack {
             }
         }
         let e = &mut self.slots[idx as usize];
+        if e.status.contains(Status::SEQ_ADJUST) {
+            // tcp_in_window(): acks name the other direction's bytes as
+            // the receiver numbered them, after a NAT helper resized some.
+            if let Some(h) = &e.help {
+                let other = &h.seqadj[dir.opposite() as usize];
+                seg.ack_offset = other.offset(seg.ack.wrapping_sub(1)) as u32;
+            }
+        }
         let (seen_reply, assured) = (
             e.status.contains(Status::SEEN_REPLY),
             e.status.contains(Status::ASSURED),

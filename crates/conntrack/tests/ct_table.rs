@@ -403,6 +403,7 @@ fn expectation_creates_related_connection() {
             child_helper: None,
             timeout: Duration::from_secs(300),
             max_expected: 1,
+            nat: None,
         },
         secs(1.5),
     )
@@ -478,6 +479,7 @@ fn expectation_limits_and_lifetime() {
         child_helper: None,
         timeout: Duration::from_secs(300),
         max_expected: 0,
+        nat: None,
     };
     ct.expect_related(x(41000), secs(0.0)).unwrap();
     assert!(ct.expect_related(x(41001), secs(0.0)).is_err());
@@ -616,6 +618,7 @@ fn expectation_of_unconfirmed_master_dies_with_it() {
             child_helper: None,
             timeout: Duration::from_secs(300),
             max_expected: 0,
+            nat: None,
         },
         secs(0.0),
     )

@@ -54,6 +54,9 @@
 //!   [`CtSnapshot`].
 //! - [`nat`]: NAT bindings ([`nat::setup`]) and packet rewriting
 //!   ([`nat::packet`]) over ctsim-conntrack entries.
+//! - [`helper`]: conntrack helpers at the confirm hook with their NAT
+//!   halves ([`helper::confirm_hook`]); [`seqadj`]: sequence adjustment
+//!   of packets after a helper resized a payload.
 //! - `view`: [`EntryView`], a [`ConnView`] over a ctsim-conntrack
 //!   [`Entry`](ctsim_conntrack::Entry).
 //!
@@ -72,11 +75,13 @@
 #![warn(missing_docs)]
 
 mod eval;
+pub mod helper;
 pub mod model;
 pub mod nat;
 mod parse;
 mod print;
 mod ruleset;
+pub mod seqadj;
 mod view;
 
 pub use eval::{

@@ -42,8 +42,10 @@
 //!   interface goes down, `nf_nat_oif_changed`) is the router's.
 //! - Protocols ctsim's conntrack tracks generically (SCTP, UDPLITE, DCCP,
 //!   GRE) have no ports in their tuples: NAT changes their addresses only.
-//! - No NAT helpers, no PROTO_OFFSET/NETMAP ranges.
+//! - No PROTO_OFFSET/NETMAP ranges. NAT helpers are in `crate::helper`;
+//!   expected connections are bound by [`follow_master`].
 
+mod follow;
 mod rewrite;
 mod select;
 
@@ -51,6 +53,8 @@ use ctsim_conntrack::{BindError, Conntrack, CtInfo, EntryRef, Tuple};
 
 pub use crate::model::NatRange;
 pub use ctsim_conntrack::Manip;
+pub use follow::follow_master;
+pub(crate) use rewrite::ones_sum;
 pub use rewrite::packet;
 
 /// The binding [`setup`] made.

@@ -267,6 +267,11 @@ impl Conntrack {
             e.tuple[1] = r;
             e.status.insert(manip.nat_bit());
         }
+        // nf_conntrack_alter_reply() before 6.0 looked the helper up again
+        // by the new REPLY tuple (DNAT to another port changes it).
+        if reply.is_some() && self.sysctl.auto_helper {
+            self.auto_assign_helper(key.idx);
+        }
         if manip == Manip::Src {
             self.link_src(key.idx);
         }

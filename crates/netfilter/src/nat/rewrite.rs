@@ -203,7 +203,7 @@ fn l4_manip(pkt: &mut [u8], hdr: usize, target: &Tuple, manip: Manip, old: u32, 
 /// The folded one's complement sum of `data` in 16-bit big-endian words
 /// (RFC 1071), not complemented: 0xffff for a message whose checksum is
 /// right.
-fn ones_sum(data: &[u8]) -> u16 {
+pub(crate) fn ones_sum(data: &[u8]) -> u16 {
     let mut words = data.chunks_exact(2);
     let mut s: u64 = words
         .by_ref()

@@ -1,0 +1,1 @@
+//! SIP (`nf_conntrack_sip.c`): not written yet; see table/help.rs.
