@@ -1,5 +1,7 @@
 //! smoltcp hosts and their apps, in worlds of two hosts on one link.
 
+mod common;
+
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use ctsim_engine::host::{App, AppKind, CloseMode, Host, HostConfig, Nic, Payload, ServerMode};
@@ -9,51 +11,7 @@ use ctsim_engine::{
     What,
 };
 
-const A: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
-const B: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
-
-fn host(addr: Ipv4Addr, apps: Vec<App>) -> (Vec<PortSpec>, Box<Host>) {
-    let cidr = Cidr::new(addr, 24);
-    let ports = vec![PortSpec {
-        name: "eth0".into(),
-        addr: Some(cidr),
-    }];
-    let config = HostConfig {
-        nics: vec![Nic {
-            name: "eth0".into(),
-            addr: cidr,
-        }],
-        gateway: None,
-        apps,
-    };
-    (ports, Box::new(Host::new(config)))
-}
-
-/// Host `a` (192.0.2.1) and host `b` (192.0.2.2) on one link.
-fn world(seed: u64, params: LinkParams, a_apps: Vec<App>, b_apps: Vec<App>) -> Sim {
-    let mut b = Builder::new(seed);
-    let (ports, node) = host(A, a_apps);
-    let a = b.add_node("a", ports, node);
-    let (ports, node) = host(B, b_apps);
-    let bn = b.add_node("b", ports, node);
-    b.add_link("l", (a, 0), (bn, 0), params).unwrap();
-    b.build()
-}
-
-fn link(delay_ms: u64) -> LinkParams {
-    LinkParams {
-        delay: Duration::from_millis(delay_ms),
-        ..Default::default()
-    }
-}
-
-fn app(name: &str, at_ms: u64, kind: AppKind) -> App {
-    App {
-        name: name.into(),
-        at: Instant::ZERO + Duration::from_millis(at_ms),
-        kind,
-    }
-}
+use common::{app, find, host, link, world, A, B};
 
 fn server(port: u16, mode: ServerMode) -> App {
     app("server", 0, AppKind::TcpServer { port, mode })
@@ -76,10 +34,6 @@ fn client(port: u16, send: Payload, expect: Option<u64>, close: CloseMode) -> Ap
 fn run(sim: &mut Sim, secs: u64) -> Vec<AppOutcome> {
     sim.run_until(Instant::ZERO + Duration::from_secs(secs));
     sim.outcomes()
-}
-
-fn find<'a>(outcomes: &'a [AppOutcome], name: &str) -> &'a AppOutcome {
-    outcomes.iter().find(|o| o.name == name).unwrap()
 }
 
 #[test]

@@ -2,6 +2,10 @@
 //! looks at its sockets, reads and writes what it can, and says whether it
 //! did anything (so the host polls again and sends it).
 
+mod files;
+mod ftp;
+mod tftp;
+
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use smoltcp::iface::SocketHandle;
@@ -87,6 +91,43 @@ enum Kind {
     UdpEcho(UdpEcho),
     UdpSender(UdpSender),
     Ping(Ping),
+    FtpServer(Box<ftp::FtpServer>),
+    FtpClient(Box<ftp::FtpClient>),
+    TftpServer(Box<tftp::TftpServer>),
+    TftpClient(Box<tftp::TftpClient>),
+}
+
+/// One wake-up kept pending at or before the earliest deadline an app waits
+/// for (a retransmission, a timeout). A deadline that moves later leaves the
+/// earlier wake-up in place (the app re-arms when it comes), so a deadline
+/// pushed back on every packet costs nothing; one that is no longer wanted is
+/// called off, so it does not keep the run going.
+#[derive(Default)]
+struct Timer(Option<Instant>);
+
+impl Timer {
+    fn sync(&mut self, want: Option<Instant>, cx: &mut Cx<'_>, token: u64) {
+        if self.0.is_some_and(|p| p <= cx.now) {
+            // Delivered (or being delivered): never call it off.
+            self.0 = None;
+        }
+        match (self.0, want.filter(|&w| w > cx.now)) {
+            (None, Some(w)) => {
+                cx.wake_at(w, token);
+                self.0 = Some(w);
+            }
+            (Some(p), Some(w)) if w < p => {
+                cx.cancel_wake(p, token);
+                cx.wake_at(w, token);
+                self.0 = Some(w);
+            }
+            (Some(p), None) => {
+                cx.cancel_wake(p, token);
+                self.0 = None;
+            }
+            _ => {}
+        }
+    }
 }
 
 impl AppState {
@@ -169,6 +210,32 @@ impl AppState {
                 errors: 0,
                 done: false,
             }),
+            AppKind::FtpServer {
+                port,
+                files,
+                pasv_ports,
+                timeout,
+            } => Kind::FtpServer(Box::new(ftp::FtpServer::new(
+                port, files, pasv_ports, timeout,
+            ))),
+            AppKind::FtpClient {
+                to,
+                user,
+                password,
+                mode,
+                commands,
+                timeout,
+            } => Kind::FtpClient(Box::new(ftp::FtpClient::new(
+                to, user, password, mode, commands, timeout,
+            ))),
+            AppKind::TftpServer { port, files } => {
+                Kind::TftpServer(Box::new(tftp::TftpServer::new(port, files)))
+            }
+            AppKind::TftpClient {
+                to,
+                transfer,
+                timeout,
+            } => Kind::TftpClient(Box::new(tftp::TftpClient::new(to, transfer, timeout))),
         };
         AppState {
             name: app.name,
@@ -183,6 +250,9 @@ impl AppState {
     /// Draws what the app needs from the run's randomness before time starts
     /// (ping identifiers, distinct on one host).
     pub(crate) fn prepare(&mut self, rng: &mut Rng, idents: &mut Vec<u16>) {
+        if let Kind::FtpServer(f) = &mut self.kind {
+            f.prepare(rng);
+        }
         if let Kind::Ping(p) = &mut self.kind {
             loop {
                 let id = rng.next_u32() as u16;
@@ -207,6 +277,8 @@ impl AppState {
                     t.hard_error = Some(note);
                 }
                 Kind::Ping(p) if note.to.0 == p.to => p.errors += 1,
+                Kind::FtpClient(f) => f.notice(note.clone()),
+                Kind::TftpClient(t) => t.notice(note.clone()),
                 _ => {}
             }
         }
@@ -231,6 +303,10 @@ impl AppState {
                 Kind::UdpEcho(u) => u.start(idx, &mut self.c, net),
                 Kind::UdpSender(u) => u.start(idx, &mut self.c, net),
                 Kind::Ping(p) => p.start(idx, &mut self.c, net),
+                Kind::FtpServer(f) => f.start(idx, &mut self.c, net),
+                Kind::FtpClient(f) => f.start(idx, &mut self.c, net, cx),
+                Kind::TftpServer(t) => t.start(idx, &mut self.c, net),
+                Kind::TftpClient(t) => t.start(idx, &mut self.c, net, cx),
             }
             return true;
         }
@@ -241,6 +317,10 @@ impl AppState {
             Kind::UdpEcho(u) => u.step(&mut self.c, net),
             Kind::UdpSender(u) => u.step(&mut self.c, net, cx, token),
             Kind::Ping(p) => p.step(&mut self.c, net, cx, token),
+            Kind::FtpServer(f) => f.step(idx, &mut self.c, net, cx, token),
+            Kind::FtpClient(f) => f.step(idx, &mut self.c, net, cx, token),
+            Kind::TftpServer(t) => t.step(idx, &mut self.c, net, cx, token),
+            Kind::TftpClient(t) => t.step(&mut self.c, net, cx, token),
         };
         // A deadline the app no longer waits for must not keep the run
         // going (nor conntrack's timers running past the last packet).
@@ -267,6 +347,10 @@ impl AppState {
             Kind::UdpEcho(u) => ("udp-echo", u.state(self.started)),
             Kind::UdpSender(u) => ("udp-sender", run_state(self.started, u.done)),
             Kind::Ping(p) => ("ping", run_state(self.started, p.done)),
+            Kind::FtpServer(f) => ("ftp-server", server_state(self.started, f.failed)),
+            Kind::FtpClient(f) => ("ftp-client", f.state),
+            Kind::TftpServer(t) => ("tftp-server", server_state(self.started, t.failed)),
+            Kind::TftpClient(t) => ("tftp-client", t.state),
         };
         let error = match (&self.c.error, self.icmp.summary()) {
             (Some(e), Some(i)) => Some(format!("{e}; {i}")),
@@ -282,6 +366,14 @@ impl AppState {
             replies: self.c.replies,
             error,
         }
+    }
+}
+
+fn server_state(started: bool, failed: bool) -> &'static str {
+    match (started, failed) {
+        (false, _) => "scheduled",
+        (true, true) => "failed",
+        (true, false) => "listening",
     }
 }
 

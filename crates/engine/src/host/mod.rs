@@ -81,6 +81,73 @@ pub enum AppKind {
         size: usize,
         ttl: u8,
     },
+    /// An FTP server in vsftpd's manner: several control connections, login
+    /// as anyone, active mode from port 20, passive mode on a port drawn from
+    /// `pasv_ports` (default 1024–65535, as vsftpd draws them). `timeout` is
+    /// how long it waits for a data connection (vsftpd's `connect_timeout`
+    /// and `accept_timeout`) before replying 425.
+    FtpServer {
+        port: u16,
+        files: Vec<File>,
+        pasv_ports: Option<(u16, u16)>,
+        timeout: Duration,
+    },
+    /// Logs in to an FTP server, runs `commands` one after another (each with
+    /// its own data connection opened as `mode` says), then QUIT. Gives up
+    /// after `timeout`.
+    FtpClient {
+        to: SocketAddrV4,
+        user: String,
+        password: String,
+        mode: FtpMode,
+        commands: Vec<Transfer>,
+        timeout: Duration,
+    },
+    /// A TFTP server (RFC 1350, octet mode): answers each RRQ or WRQ from a
+    /// fresh ephemeral port.
+    TftpServer { port: u16, files: Vec<File> },
+    /// Reads or writes one file over TFTP; gives up after `timeout`.
+    TftpClient {
+        to: SocketAddrV4,
+        transfer: Transfer,
+        timeout: Duration,
+    },
+}
+
+/// A file a server offers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct File {
+    pub name: String,
+    /// `Bytes(n)`: n bytes of the pattern; `Text`: these bytes.
+    pub content: Payload,
+}
+
+/// How an FTP client opens its data connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FtpMode {
+    /// `PORT`: the client listens, the server connects (from port 20).
+    Active,
+    /// `PASV`: the server listens, the client connects to the 227 reply's address.
+    Passive,
+    /// `EPRT` (RFC 2428): active, with the extended syntax.
+    Eprt,
+    /// `EPSV` (RFC 2428): passive, to the control connection's address.
+    Epsv,
+}
+
+/// One file transfer of an FTP or TFTP client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Transfer {
+    /// Download (`RETR`, RRQ); what arrives is checked against `expect`
+    /// when given (`Bytes(n)`: n bytes of the pattern; `Text`: these bytes).
+    Get {
+        name: String,
+        expect: Option<Payload>,
+    },
+    /// Upload (`STOR`, WRQ).
+    Put { name: String, content: Payload },
+    /// The directory listing (`LIST`; FTP only).
+    List,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
