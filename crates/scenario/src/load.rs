@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 use crate::diag::{from_yaml_error, Diagnostic, Report, Source, Span, Spanned};
 use crate::model::file::{
-    AppFile, AppRun, CheckFile, EventFile, KindKeys, LinkFile, PacketFile, ScenarioFile,
-    ServerModeName, APP_KINDS, CHECK_KINDS, CHECK_SELECTORS,
+    AppFile, AppRun, CheckFile, CommandFile, EventFile, FileContent, KindKeys, LinkFile, NamedMap,
+    PacketFile, ScenarioFile, ServerModeName, CHECK_KINDS, CHECK_SELECTORS,
 };
 use crate::model::values::{Probability, Target};
 use crate::model::{
-    AdminCommand, App, AppKind, Check, CheckKind, CountRange, CtStat, CtTable, Event, Host,
-    Interface, Link, LinkEnd, LinkParams, Packet, PacketKind, Payload, Route, Router, Scenario,
-    ServerMode, TableAssert, Tool, Which,
+    AdminCommand, App, AppKind, Check, CheckKind, CountRange, CtStat, CtTable, Event, FileTransfer,
+    FtpMode, Host, Interface, Link, LinkEnd, LinkParams, Packet, PacketKind, Payload, Route,
+    Router, Scenario, ServedFile, ServerMode, TableAssert, Tool, Which,
 };
 use crate::validate;
 
@@ -260,6 +260,32 @@ pub fn build(source: &Source, f: ScenarioFile, errors: &mut Vec<Diagnostic>) -> 
     }
 }
 
+/// The keys that make one FTP or TFTP transfer.
+struct TransferKeys<'a> {
+    get: &'a Option<Spanned<String>>,
+    put: &'a Option<Spanned<String>>,
+    list: &'a Option<Spanned<bool>>,
+    expect: &'a Option<Spanned<u64>>,
+    size: &'a Option<Spanned<u32>>,
+    text: &'a Option<Spanned<String>>,
+}
+
+impl TransferKeys<'_> {
+    fn first_span(&self) -> Option<Span> {
+        [
+            self.get.as_ref().map(|x| x.span),
+            self.put.as_ref().map(|x| x.span),
+            self.list.as_ref().map(|x| x.span),
+            self.expect.as_ref().map(|x| x.span),
+            self.size.as_ref().map(|x| x.span),
+            self.text.as_ref().map(|x| x.span),
+        ]
+        .into_iter()
+        .flatten()
+        .min_by_key(|s| s.start)
+    }
+}
+
 struct Builder<'e> {
     errors: &'e mut Vec<Diagnostic>,
 }
@@ -374,19 +400,224 @@ impl Builder<'_> {
         }
     }
 
+    /// `files:` of a server: names that a client can ask for, each once.
+    fn served_files(
+        &mut self,
+        files: &Option<Spanned<NamedMap<Spanned<FileContent>>>>,
+    ) -> Vec<ServedFile> {
+        let Some(Spanned { value: files, .. }) = files else {
+            return Vec::new();
+        };
+        let mut out: Vec<ServedFile> = Vec::new();
+        for (i, (name, content)) in files.0.iter().enumerate() {
+            let n = &name.value;
+            if n.is_empty() || n.contains('/') || n.chars().any(char::is_control) {
+                self.err(
+                    Diagnostic::new(format!("`{n}` cannot be a file name here"))
+                        .label(name.span, "a name, not a path")
+                        .help("servers keep their files in one directory: give a plain name such as `hello.txt`"),
+                );
+            }
+            if let Some((first, _)) = files.0[..i].iter().find(|(m, _)| m.value == *n) {
+                self.err(
+                    Diagnostic::new(format!("two files are named `{n}`"))
+                        .label(name.span, "second file of this name")
+                        .label(first.span, "first one"),
+                );
+            }
+            out.push(ServedFile {
+                name: n.clone(),
+                content: match &content.value {
+                    FileContent::Text(t) => Payload::Text(t.clone()),
+                    FileContent::Size(b) => Payload::Bytes(*b),
+                },
+            });
+        }
+        out
+    }
+
+    /// `pasv-ports: LOW-HIGH`.
+    fn port_range(&mut self, p: &Spanned<String>) -> (u16, u16) {
+        let parsed = p.value.split_once('-').and_then(|(lo, hi)| {
+            let lo: u16 = lo.trim().parse().ok()?;
+            let hi: u16 = hi.trim().parse().ok()?;
+            (lo >= 1 && lo <= hi).then_some((lo, hi))
+        });
+        parsed.unwrap_or_else(|| {
+            self.err(
+                Diagnostic::new(format!("`{}` is not a port range", p.value))
+                    .label(p.span, "expected LOW-HIGH")
+                    .help("write two ports from 1 to 65535, the lower first: `50000-50100`"),
+            );
+            (1024, 65535)
+        })
+    }
+
+    /// A client's `to:`: an address, with `default` as the port when none is given.
+    fn server(&mut self, to: &Option<Spanned<Target>>, default: u16) -> std::net::SocketAddrV4 {
+        match to {
+            Some(Spanned {
+                value: Target::Socket(s),
+                span,
+            }) => {
+                if s.port() == 0 {
+                    self.err(
+                        Diagnostic::new("port 0 cannot be used")
+                            .label(*span, "here")
+                            .help(format!("leave the port out for the usual one, {default}")),
+                    );
+                }
+                *s
+            }
+            Some(Spanned {
+                value: Target::Ip(ip),
+                ..
+            }) => std::net::SocketAddrV4::new(*ip, default),
+            None => std::net::SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, default),
+        }
+    }
+
+    /// One transfer from its keys (`get`, `put` or `list`, with `expect`, `size`, `text`).
+    fn transfer(&mut self, k: &TransferKeys<'_>, at: Span, what: &str) -> FileTransfer {
+        let list = k.list.as_ref().filter(|l| l.value);
+        let picked: Vec<(&str, Span)> = [
+            k.get.as_ref().map(|g| ("get", g.span)),
+            k.put.as_ref().map(|p| ("put", p.span)),
+            list.map(|l| ("list", l.span)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        match picked.as_slice() {
+            [] => {
+                let span = k.list.as_ref().map_or(at, |l| l.span);
+                self.err(
+                    Diagnostic::new(format!("{what} needs `get:`, `put:` or `list: true`"))
+                        .label(span, "no transfer")
+                        .help("`get: NAME` downloads, `put: NAME` with `size:` or `text:` uploads, `list: true` lists"),
+                );
+            }
+            [_] => {}
+            [(first, s1), (second, s2), ..] => self.err(
+                Diagnostic::new(format!("give one of `{first}:` and `{second}:`"))
+                    .label(*s2, "second transfer")
+                    .label(*s1, "first transfer")
+                    .help("one transfer per app, or several in `commands:` (ftp-client)"),
+            ),
+        }
+        let misplaced = |b: &mut Self, key: &str, span: Span, goes: &str| {
+            b.err(
+                Diagnostic::new(format!("`{key}:` goes with `{goes}:`"))
+                    .label(span, "not used by this transfer")
+                    .help(format!("remove `{key}:`, or use it with `{goes}:`")),
+            );
+        };
+        let name = |n: &Spanned<String>, b: &mut Self| {
+            if n.value.is_empty() {
+                b.err(
+                    Diagnostic::new("a file name cannot be empty")
+                        .label(n.span, "no name")
+                        .help("name the file: `get: hello.txt`"),
+                );
+            }
+            n.value.clone()
+        };
+        if let Some(g) = k.get {
+            if let Some(s) = k.size {
+                misplaced(self, "size", s.span, "put");
+            }
+            let expect = match (k.expect, k.text) {
+                (Some(e), Some(t)) => {
+                    self.err(
+                        Diagnostic::new("give either `expect:` or `text:`, not both")
+                            .label(t.span, "second expectation")
+                            .label(e.span, "first expectation")
+                            .help("`expect: N` checks N bytes of the pattern; `text: \"…\"` checks the text"),
+                    );
+                    Some(Payload::Bytes(e.value))
+                }
+                (Some(e), None) => Some(Payload::Bytes(e.value)),
+                (None, Some(t)) => Some(Payload::Text(t.value.clone())),
+                (None, None) => None,
+            };
+            return FileTransfer::Get {
+                name: name(g, self),
+                expect,
+            };
+        }
+        if let Some(p) = k.put {
+            if let Some(e) = k.expect {
+                misplaced(self, "expect", e.span, "get");
+            }
+            let content = match (k.size, k.text) {
+                (Some(n), Some(t)) => {
+                    self.err(
+                        Diagnostic::new("give either `size:` or `text:`, not both")
+                            .label(t.span, "second content")
+                            .label(n.span, "first content")
+                            .help("`size: N` uploads N bytes of the pattern; `text: \"…\"` uploads the text"),
+                    );
+                    Payload::Bytes(u64::from(n.value))
+                }
+                (Some(n), None) => Payload::Bytes(u64::from(n.value)),
+                (None, Some(t)) => Payload::Text(t.value.clone()),
+                (None, None) => {
+                    self.err(
+                        Diagnostic::new("`put:` needs `size:` or `text:`")
+                            .label(p.span, "what is in this file?")
+                            .help("add e.g. `size: 100000` or `text: \"hello\\n\"`"),
+                    );
+                    Payload::Bytes(0)
+                }
+            };
+            return FileTransfer::Put {
+                name: name(p, self),
+                content,
+            };
+        }
+        for (key, span) in [
+            ("expect", k.expect.as_ref().map(|e| e.span)),
+            ("size", k.size.as_ref().map(|s| s.span)),
+            ("text", k.text.as_ref().map(|t| t.span)),
+        ] {
+            if let (Some(span), true) = (span, list.is_some()) {
+                misplaced(self, key, span, if key == "size" { "put" } else { "get" });
+            }
+        }
+        FileTransfer::List
+    }
+
     fn app(&mut self, a: Spanned<AppFile>) -> App {
         let span = a.span;
         let a = a.value;
         let run = a.run.value;
-        let keys = &APP_KINDS[match run {
-            AppRun::TcpServer => 0,
-            AppRun::TcpClient => 1,
-            AppRun::UdpEcho => 2,
-            AppRun::UdpSender => 3,
-            AppRun::Ping => 4,
-        }];
+        let keys = run.keys();
         let kind_text = format!("`run: {}`", run.as_str());
         self.kind_keys(keys, &kind_text, a.run.span, &a.present());
+        if let Some(m) = &a.mode {
+            let ftp = matches!(
+                m.value,
+                ServerModeName::Active
+                    | ServerModeName::Passive
+                    | ServerModeName::Eprt
+                    | ServerModeName::Epsv
+            );
+            let takes = match run {
+                AppRun::TcpServer if ftp => Some("`echo`, `discard` or `send`"),
+                AppRun::FtpClient if !ftp => Some("`passive`, `active`, `epsv` or `eprt`"),
+                _ => None,
+            };
+            if let Some(takes) = takes {
+                self.err(
+                    Diagnostic::new(format!(
+                        "`mode: {}` does not apply to {kind_text}",
+                        m.value.as_str()
+                    ))
+                    .label(m.span, "not a mode of this program")
+                    .help(format!("{kind_text} takes `mode:` {takes}")),
+                );
+            }
+        }
 
         let port = |b: &mut Self| -> u16 {
             match &a.port {
@@ -479,7 +710,7 @@ impl Builder<'_> {
                         }
                     }
                     (Some(ServerModeName::Discard), None) => ServerMode::Discard,
-                    (Some(ServerModeName::Echo) | None, None) => ServerMode::Echo,
+                    (_, None) => ServerMode::Echo,
                 };
                 AppKind::TcpServer {
                     port: port(self),
@@ -541,6 +772,102 @@ impl Builder<'_> {
                     interval,
                     size: size(self, 56),
                     ttl: a.ttl.as_ref().map_or(64, |t| t.value),
+                }
+            }
+            AppRun::FtpServer => AppKind::FtpServer {
+                port: if a.port.is_some() { port(self) } else { 21 },
+                files: self.served_files(&a.files),
+                pasv_ports: a.pasv_ports.as_ref().map(|p| self.port_range(p)),
+                timeout: a.timeout.as_ref().map(|t| t.value),
+            },
+            AppRun::TftpServer => AppKind::TftpServer {
+                port: if a.port.is_some() { port(self) } else { 69 },
+                files: self.served_files(&a.files),
+            },
+            AppRun::FtpClient => {
+                let single = TransferKeys {
+                    get: &a.get,
+                    put: &a.put,
+                    list: &a.list,
+                    expect: &a.expect,
+                    size: &a.size,
+                    text: &a.text,
+                };
+                let commands = match &a.commands {
+                    Some(list) => {
+                        if let Some(span) = single.first_span() {
+                            self.err(
+                                Diagnostic::new("give either `commands:` or one transfer, not both")
+                                    .label(span, "a transfer outside `commands:`")
+                                    .label(list.span, "the commands")
+                                    .help("move it into `commands:` as `{ get: … }`, `{ put: … }` or `{ list: true }`"),
+                            );
+                        }
+                        if list.value.is_empty() {
+                            self.err(
+                                Diagnostic::new("`commands:` is empty")
+                                    .label(list.span, "no transfer")
+                                    .help("give at least one `{ get: NAME }`, `{ put: NAME, size: N }` or `{ list: true }`"),
+                            );
+                        }
+                        list.value
+                            .iter()
+                            .map(|c| {
+                                let CommandFile {
+                                    get,
+                                    put,
+                                    list,
+                                    expect,
+                                    size,
+                                    text,
+                                } = &c.value;
+                                let keys = TransferKeys {
+                                    get,
+                                    put,
+                                    list,
+                                    expect,
+                                    size,
+                                    text,
+                                };
+                                self.transfer(&keys, c.span, "a command")
+                            })
+                            .collect()
+                    }
+                    None => vec![self.transfer(&single, a.run.span, &kind_text)],
+                };
+                AppKind::FtpClient {
+                    to: self.server(&a.to, 21),
+                    user: a
+                        .user
+                        .as_ref()
+                        .map_or("anonymous".into(), |u| u.value.clone()),
+                    password: a
+                        .password
+                        .as_ref()
+                        .map_or("anonymous@".into(), |p| p.value.clone()),
+                    mode: match a.mode.as_ref().map(|m| m.value) {
+                        Some(ServerModeName::Active) => FtpMode::Active,
+                        Some(ServerModeName::Eprt) => FtpMode::Eprt,
+                        Some(ServerModeName::Epsv) => FtpMode::Epsv,
+                        _ => FtpMode::Passive,
+                    },
+                    commands,
+                    timeout: a.timeout.as_ref().map(|t| t.value),
+                }
+            }
+            AppRun::TftpClient => {
+                let keys = TransferKeys {
+                    get: &a.get,
+                    put: &a.put,
+                    list: &None,
+                    expect: &a.expect,
+                    size: &a.size,
+                    text: &a.text,
+                };
+                AppKind::TftpClient {
+                    to: self.server(&a.to, 69),
+                    transfer: self.transfer(&keys, a.run.span, &kind_text),
+                    timeout: a.timeout.as_ref().map(|t| t.value),
                 }
             }
         };

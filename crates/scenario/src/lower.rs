@@ -119,11 +119,7 @@ fn app_kind(k: &model::AppKind) -> host::AppKind {
             timeout,
         } => host::AppKind::TcpClient {
             to: *to,
-            send: match send {
-                model::Payload::Nothing => host::Payload::Bytes(0),
-                model::Payload::Bytes(n) => host::Payload::Bytes(*n),
-                model::Payload::Text(t) => host::Payload::Text(t.clone()),
-            },
+            send: payload(send),
             expect: *expect,
             close: match close {
                 model::CloseMode::Close => host::CloseMode::Close,
@@ -157,6 +153,82 @@ fn app_kind(k: &model::AppKind) -> host::AppKind {
             size: *size as usize,
             ttl: *ttl,
         },
+        M::FtpServer {
+            port,
+            files,
+            pasv_ports,
+            timeout,
+        } => host::AppKind::FtpServer {
+            port: *port,
+            files: served_files(files),
+            pasv_ports: *pasv_ports,
+            timeout: timeout.map_or(ctsim_engine::Duration::from_secs(60), duration),
+        },
+        M::FtpClient {
+            to,
+            user,
+            password,
+            mode,
+            commands,
+            timeout,
+        } => host::AppKind::FtpClient {
+            to: *to,
+            user: user.clone(),
+            password: password.clone(),
+            mode: match mode {
+                model::FtpMode::Active => host::FtpMode::Active,
+                model::FtpMode::Passive => host::FtpMode::Passive,
+                model::FtpMode::Eprt => host::FtpMode::Eprt,
+                model::FtpMode::Epsv => host::FtpMode::Epsv,
+            },
+            commands: commands.iter().map(transfer).collect(),
+            timeout: timeout.map_or(ctsim_engine::Duration::from_secs(300), duration),
+        },
+        M::TftpServer { port, files } => host::AppKind::TftpServer {
+            port: *port,
+            files: served_files(files),
+        },
+        M::TftpClient {
+            to,
+            transfer: t,
+            timeout,
+        } => host::AppKind::TftpClient {
+            to: *to,
+            transfer: transfer(t),
+            timeout: timeout.map_or(ctsim_engine::Duration::from_secs(300), duration),
+        },
+    }
+}
+
+fn payload(p: &model::Payload) -> host::Payload {
+    match p {
+        model::Payload::Nothing => host::Payload::Bytes(0),
+        model::Payload::Bytes(n) => host::Payload::Bytes(*n),
+        model::Payload::Text(t) => host::Payload::Text(t.clone()),
+    }
+}
+
+fn served_files(files: &[model::ServedFile]) -> Vec<host::File> {
+    files
+        .iter()
+        .map(|f| host::File {
+            name: f.name.clone(),
+            content: payload(&f.content),
+        })
+        .collect()
+}
+
+fn transfer(t: &model::FileTransfer) -> host::Transfer {
+    match t {
+        model::FileTransfer::Get { name, expect } => host::Transfer::Get {
+            name: name.clone(),
+            expect: expect.as_ref().map(payload),
+        },
+        model::FileTransfer::Put { name, content } => host::Transfer::Put {
+            name: name.clone(),
+            content: payload(content),
+        },
+        model::FileTransfer::List => host::Transfer::List,
     }
 }
 

@@ -215,6 +215,32 @@ pub enum AppKind {
         size: u32,
         ttl: u8,
     },
+    FtpServer {
+        port: u16,
+        files: Vec<ServedFile>,
+        /// vsftpd's `pasv_min_port`/`pasv_max_port`; default 1024–65535.
+        pasv_ports: Option<(u16, u16)>,
+        /// How long the server waits for a data connection (default 60s, vsftpd's).
+        timeout: Option<Duration>,
+    },
+    FtpClient {
+        to: SocketAddrV4,
+        user: String,
+        password: String,
+        mode: FtpMode,
+        /// In order; one connection for all of them.
+        commands: Vec<FileTransfer>,
+        timeout: Option<Duration>,
+    },
+    TftpServer {
+        port: u16,
+        files: Vec<ServedFile>,
+    },
+    TftpClient {
+        to: SocketAddrV4,
+        transfer: FileTransfer,
+        timeout: Option<Duration>,
+    },
 }
 
 impl AppKind {
@@ -226,6 +252,10 @@ impl AppKind {
             AppKind::UdpEcho { .. } => "udp-echo",
             AppKind::UdpSender { .. } => "udp-sender",
             AppKind::Ping { .. } => "ping",
+            AppKind::FtpServer { .. } => "ftp-server",
+            AppKind::FtpClient { .. } => "ftp-client",
+            AppKind::TftpServer { .. } => "tftp-server",
+            AppKind::TftpClient { .. } => "tftp-client",
         }
     }
 }
@@ -245,6 +275,43 @@ pub enum Payload {
     /// This many bytes (a repeating pattern).
     Bytes(u64),
     Text(String),
+}
+
+/// A file an FTP or TFTP server offers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServedFile {
+    pub name: String,
+    /// `Bytes(n)`: n bytes of the pattern; `Text`: the text.
+    pub content: Payload,
+}
+
+/// How an FTP client opens its data connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum FtpMode {
+    /// `PORT`: the server connects to the client (from port 20).
+    Active,
+    /// `PASV`: the client connects to the address of the 227 reply.
+    #[default]
+    Passive,
+    /// `EPRT` (RFC 2428): active.
+    Eprt,
+    /// `EPSV` (RFC 2428): passive, to the control connection's address.
+    Epsv,
+}
+
+/// One transfer of an FTP or TFTP client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FileTransfer {
+    /// Download; checked against `expect` when given (`Bytes(n)`: n bytes of the pattern, `Text`:
+    /// the text).
+    Get {
+        name: String,
+        expect: Option<Payload>,
+    },
+    /// Upload.
+    Put { name: String, content: Payload },
+    /// The directory listing (FTP).
+    List,
 }
 
 /// How a TCP client ends its connection.
@@ -579,13 +646,17 @@ pub enum AppState {
     TimedOut,
     /// An ICMP error reported the destination unreachable.
     Unreachable,
-    /// The app finished what it had to do (ping, udp-sender).
+    /// The app finished what it had to do (ping, udp-sender, a transfer).
     Done,
+    /// The app is still at work (udp-sender, tftp-client).
+    Running,
+    /// The app could not do its work; its error says why.
+    Failed,
 }
 
 impl AppState {
     /// Every state, for the test that keeps `name` and the file format together.
-    pub const ALL: [AppState; 10] = [
+    pub const ALL: [AppState; 12] = [
         AppState::Listening,
         AppState::Connecting,
         AppState::Established,
@@ -596,6 +667,8 @@ impl AppState {
         AppState::TimedOut,
         AppState::Unreachable,
         AppState::Done,
+        AppState::Running,
+        AppState::Failed,
     ];
 
     /// The word a scenario file and an app's outcome use for this state.
@@ -611,6 +684,8 @@ impl AppState {
             AppState::TimedOut => "timed-out",
             AppState::Unreachable => "unreachable",
             AppState::Done => "done",
+            AppState::Running => "running",
+            AppState::Failed => "failed",
         }
     }
 }

@@ -192,36 +192,125 @@ pub struct AppFile {
     pub at: Option<Spanned<Duration>>,
     /// The host it runs on.
     pub on: Spanned<String>,
-    /// The program: `tcp-server`, `tcp-client`, `udp-echo`, `udp-sender` or `ping`.
+    /// The program: `tcp-server`, `tcp-client`, `udp-echo`, `udp-sender`, `ping`, `ftp-server`,
+    /// `ftp-client`, `tftp-server` or `tftp-client`.
     pub run: Spanned<AppRun>,
     /// Name used by checks (`app: NAME`).
     pub name: Option<Spanned<String>>,
-    /// (tcp-server, udp-echo) Port to listen on.
+    /// (tcp-server, udp-echo) Port to listen on; (ftp-server, tftp-server) default 21, 69.
     pub port: Option<Spanned<u16>>,
-    /// (tcp-server) What to do with a connection: `echo` (default), `discard`, or `send` (`bytes:` bytes).
+    /// (tcp-server) What to do with a connection: `echo` (default), `discard`, or `send` (`bytes:`
+    /// bytes); (ftp-client) how data connections open: `passive` (PASV, default), `active` (PORT),
+    /// `epsv` or `eprt`.
     pub mode: Option<Spanned<ServerModeName>>,
     /// (tcp-server, with `mode: send`) How many bytes to send on each connection.
     pub bytes: Option<Spanned<u64>>,
-    /// (tcp-client, udp-sender) `address:port`; (ping) address.
+    /// (tcp-client, udp-sender) `address:port`; (ping) address; (ftp-client, tftp-client) the
+    /// server, `address` or `address:port`.
     pub to: Option<Spanned<Target>>,
     /// (tcp-client) Number of bytes to send.
     pub send: Option<Spanned<u64>>,
-    /// (tcp-client) Text to send (instead of `send:`).
+    /// (tcp-client) Text to send (instead of `send:`); (ftp-client, tftp-client) with `get:` the
+    /// text the file must hold, with `put:` the file's content.
     pub text: Option<Spanned<String>>,
-    /// (tcp-client) Number of bytes to read before closing.
+    /// (tcp-client) Number of bytes to read before closing; (ftp-client, tftp-client, with `get:`)
+    /// the file must be this many bytes of the pattern a server's numeric file holds.
     pub expect: Option<Spanned<u64>>,
     /// (tcp-client) How to end: `close` (FIN, default), `abort` (RST) or `none` (stay open).
     pub close: Option<Spanned<CloseMode>>,
-    /// (tcp-client) Give up after this long.
+    /// (tcp-client, ftp-client, tftp-client) Give up after this long (default 60s, 300s, 300s);
+    /// (ftp-server) how long to wait for a data connection before replying 425 (default 60s).
     pub timeout: Option<Spanned<Duration>>,
     /// (udp-sender, ping) Number of datagrams or echo requests. Default 1.
     pub count: Option<Spanned<u32>>,
-    /// (udp-sender) payload bytes, default 64; (ping) payload bytes, default 56.
+    /// (udp-sender) payload bytes, default 64; (ping) payload bytes, default 56; (ftp-client,
+    /// tftp-client, with `put:`) the file's size in bytes of the pattern.
     pub size: Option<Spanned<u32>>,
     /// (udp-sender, ping) Time between two sends. Default 1s.
     pub interval: Option<Spanned<Duration>>,
     /// (ping) IP time to live. Default 64.
     pub ttl: Option<Spanned<u8>>,
+    /// (ftp-server, tftp-server) Files by name: a string is the file's text, a number its size in
+    /// bytes of a fixed pattern: `{ hello.txt: "hello\n", big.bin: 100000 }`.
+    pub files: Option<Spanned<NamedMap<Spanned<FileContent>>>>,
+    /// (ftp-server) Passive ports, `low-high` (vsftpd's `pasv_min_port`/`pasv_max_port`). Default
+    /// `1024-65535`.
+    pub pasv_ports: Option<Spanned<String>>,
+    /// (ftp-client) User name. Default `anonymous`.
+    pub user: Option<Spanned<String>>,
+    /// (ftp-client) Password. Default `anonymous@`.
+    pub password: Option<Spanned<String>>,
+    /// (ftp-client, tftp-client) Download this file (RETR, RRQ).
+    pub get: Option<Spanned<String>>,
+    /// (ftp-client, tftp-client) Upload a file of this name (STOR, WRQ), with `size:` or `text:`.
+    pub put: Option<Spanned<String>>,
+    /// (ftp-client) `true`: list the directory (LIST).
+    pub list: Option<Spanned<bool>>,
+    /// (ftp-client) Several transfers on one login, in order, each `{ get: … }`, `{ put: … }` or
+    /// `{ list: true }` with the keys that go with it.
+    pub commands: Option<Spanned<Vec<Spanned<CommandFile>>>>,
+}
+
+/// One FTP transfer in `commands:`.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(rename = "FtpCommand")]
+pub struct CommandFile {
+    /// Download this file (RETR).
+    pub get: Option<Spanned<String>>,
+    /// Upload a file of this name (STOR), with `size:` or `text:`.
+    pub put: Option<Spanned<String>>,
+    /// `true`: list the directory (LIST).
+    pub list: Option<Spanned<bool>>,
+    /// (get) The file must be this many bytes of the pattern.
+    pub expect: Option<Spanned<u64>>,
+    /// (put) The file's size in bytes of the pattern.
+    pub size: Option<Spanned<u32>>,
+    /// (get) The text the file must hold; (put) the file's content.
+    pub text: Option<Spanned<String>>,
+}
+
+/// A served file's content: text, or a size in bytes of the pattern (`byte i = i % 251`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FileContent {
+    Text(String),
+    Size(u64),
+}
+
+impl<'de> Deserialize<'de> for FileContent {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = FileContent;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("the file's text (a string) or its size in bytes (a number)")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<FileContent, E> {
+                Ok(FileContent::Text(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<FileContent, E> {
+                Ok(FileContent::Size(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<FileContent, E> {
+                u64::try_from(v)
+                    .map(FileContent::Size)
+                    .map_err(|_| E::custom("a file size cannot be negative"))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for FileContent {
+    fn schema_name() -> Cow<'static, str> {
+        "FileContent".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "The file's text, or its size in bytes of a fixed pattern.",
+            "anyOf": [{ "type": "string" }, { "type": "integer", "minimum": 0 }],
+        })
+    }
 }
 
 /// Program names for `run:`.
@@ -233,6 +322,10 @@ pub enum AppRun {
     UdpEcho,
     UdpSender,
     Ping,
+    FtpServer,
+    FtpClient,
+    TftpServer,
+    TftpClient,
 }
 
 impl AppRun {
@@ -243,20 +336,56 @@ impl AppRun {
             AppRun::UdpEcho => "udp-echo",
             AppRun::UdpSender => "udp-sender",
             AppRun::Ping => "ping",
+            AppRun::FtpServer => "ftp-server",
+            AppRun::FtpClient => "ftp-client",
+            AppRun::TftpServer => "tftp-server",
+            AppRun::TftpClient => "tftp-client",
         }
+    }
+
+    /// This kind's entry in [`APP_KINDS`].
+    pub fn keys(self) -> &'static KindKeys {
+        let name = self.as_str();
+        APP_KINDS
+            .iter()
+            .find(|k| k.kind == name)
+            .expect("every kind is in APP_KINDS")
     }
 }
 
-/// What a TCP server does with each connection.
+/// `mode:`: what a TCP server does with each connection (`echo`, `discard`, `send`), or how an FTP
+/// client opens data connections (`passive`, `active`, `epsv`, `eprt`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ServerModeName {
-    /// Send back what it receives.
+    /// (tcp-server) Send back what it receives.
     Echo,
-    /// Read and drop.
+    /// (tcp-server) Read and drop.
     Discard,
-    /// Send `bytes:` bytes, then close.
+    /// (tcp-server) Send `bytes:` bytes, then close.
     Send,
+    /// (ftp-client) PORT: the server connects to the client, from port 20.
+    Active,
+    /// (ftp-client) PASV: the client connects to the address of the server's 227 reply.
+    Passive,
+    /// (ftp-client) EPRT (RFC 2428): active, extended syntax.
+    Eprt,
+    /// (ftp-client) EPSV (RFC 2428): passive, to the control connection's address.
+    Epsv,
+}
+
+impl ServerModeName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerModeName::Echo => "echo",
+            ServerModeName::Discard => "discard",
+            ServerModeName::Send => "send",
+            ServerModeName::Active => "active",
+            ServerModeName::Passive => "passive",
+            ServerModeName::Eprt => "eprt",
+            ServerModeName::Epsv => "epsv",
+        }
+    }
 }
 
 /// The keys one kind of entry takes (besides the keys every kind takes).
@@ -312,6 +441,29 @@ pub const APP_KINDS: &[KindKeys] = &[
         required: &["to"],
         optional: &["count", "interval", "size", "ttl"],
     },
+    KindKeys {
+        kind: "ftp-server",
+        required: &[],
+        optional: &["port", "files", "pasv-ports", "timeout"],
+    },
+    KindKeys {
+        kind: "ftp-client",
+        required: &["to"],
+        optional: &[
+            "user", "password", "mode", "get", "put", "list", "commands", "expect", "size", "text",
+            "timeout",
+        ],
+    },
+    KindKeys {
+        kind: "tftp-server",
+        required: &[],
+        optional: &["port", "files"],
+    },
+    KindKeys {
+        kind: "tftp-client",
+        required: &["to"],
+        optional: &["get", "put", "expect", "size", "text", "timeout"],
+    },
 ];
 
 impl AppFile {
@@ -323,7 +475,9 @@ impl AppFile {
         }
         p!(port => "port", mode => "mode", bytes => "bytes", to => "to", send => "send",
            text => "text", expect => "expect", close => "close", timeout => "timeout",
-           count => "count", size => "size", interval => "interval", ttl => "ttl");
+           count => "count", size => "size", interval => "interval", ttl => "ttl",
+           files => "files", pasv_ports => "pasv-ports", user => "user", password => "password",
+           get => "get", put => "put", list => "list", commands => "commands");
         v
     }
 }
