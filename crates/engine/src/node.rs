@@ -81,6 +81,44 @@ pub struct Cx<'a> {
     pub(crate) pool: &'a mut Vec<Vec<u8>>,
     /// Wake-ups called off (the run's set).
     pub(crate) cancelled: &'a mut std::collections::BTreeMap<(Instant, NodeId, u64), u32>,
+    /// For a node inside another (a router's own stack): where its packets
+    /// go instead of the links, the bits its wake tokens carry, and that
+    /// its records are left to the outer node.
+    pub(crate) inner: Option<Inner<'a>>,
+}
+
+/// How a node inside another reaches the outside (see [`Cx::inner`]).
+pub(crate) struct Inner<'a> {
+    /// Packets the inner node sends: (its port, the datagram).
+    pub sent: &'a mut Vec<(u16, Vec<u8>)>,
+    /// Ored into every wake token, so the outer node knows whose it is.
+    pub tag: u64,
+}
+
+impl<'a> Cx<'a> {
+    /// A context for a node living inside this one: its packets are
+    /// collected in `sent`, its wake tokens carry `tag`, its records are
+    /// dropped (the outer node records what it does with the packets).
+    pub(crate) fn nested<'b>(&'b mut self, sent: &'b mut Vec<(u16, Vec<u8>)>, tag: u64) -> Cx<'b> {
+        Cx {
+            now: self.now,
+            node: self.node,
+            rng: &mut *self.rng,
+            ports: self.ports,
+            queue: &mut *self.queue,
+            links: &mut *self.links,
+            trace: &mut *self.trace,
+            acted: false,
+            background: &mut *self.background,
+            pool: &mut *self.pool,
+            cancelled: &mut *self.cancelled,
+            inner: Some(Inner { sent, tag }),
+        }
+    }
+
+    fn tag(&self) -> u64 {
+        self.inner.as_ref().map_or(0, |i| i.tag)
+    }
 }
 
 /// Buffers kept for reuse at most; beyond this a finished packet is freed.
@@ -104,6 +142,9 @@ impl Cx<'_> {
     /// Hands `packet` to the link on `port`. An unattached port drops it.
     pub fn transmit(&mut self, port: u16, packet: Vec<u8>) {
         self.acted = true;
+        if let Some(inner) = &mut self.inner {
+            return inner.sent.push((port, packet));
+        }
         match self.ports.get(usize::from(port)).and_then(|p| p.link) {
             Some((link, dir)) => {
                 self.links[link.0 as usize].send(self.now, dir, packet, self.queue, self.trace)
@@ -119,6 +160,7 @@ impl Cx<'_> {
             "the BACKGROUND bit is wake_background's"
         );
         let node = self.node;
+        let token = token | self.tag();
         self.queue
             .push(at.max(self.now), Event::Wake { node, token });
     }
@@ -127,6 +169,7 @@ impl Cx<'_> {
     /// `token`) that is still pending (a deadline that no longer matters):
     /// it will not be delivered, and it no longer keeps the run alive.
     pub fn cancel_wake(&mut self, at: Instant, token: u64) {
+        let token = token | self.tag();
         *self.cancelled.entry((at, self.node, token)).or_default() += 1;
         *self.background += 1;
     }
@@ -137,6 +180,7 @@ impl Cx<'_> {
     /// set, and the node is woken with it set.
     pub fn wake_background(&mut self, at: Instant, token: u64) {
         let node = self.node;
+        let token = token | self.tag();
         *self.background += 1;
         self.queue.push(
             at.max(self.now),
@@ -154,6 +198,9 @@ impl Cx<'_> {
 
     /// Like [`record`](Self::record), with the packet's conntrack state.
     pub fn record_ct(&mut self, port: u16, what: What, packet: &[u8], ct: Option<CtNote>) {
+        if self.inner.is_some() {
+            return;
+        }
         let place = Place::Node {
             node: self.node,
             port,
@@ -163,6 +210,9 @@ impl Cx<'_> {
 
     /// Adds a line inside this node (a conntrack event, a kernel message).
     pub fn record_text(&mut self, what: What, text: String) {
+        if self.inner.is_some() {
+            return;
+        }
         let place = Place::Inside { node: self.node };
         self.trace.record_text(self.now, place, what, text);
     }

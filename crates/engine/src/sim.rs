@@ -315,6 +315,7 @@ impl Sim {
             background: &mut self.background,
             pool: &mut self.pool,
             cancelled: &mut self.cancelled,
+            inner: None,
         };
         f(self.nodes[i].as_mut(), &mut cx);
         cx.acted

@@ -12,6 +12,7 @@
 
 mod apps;
 mod device;
+mod nested;
 mod pattern;
 mod ports;
 

@@ -47,7 +47,8 @@ use ctsim_conntrack::EntryRef;
 use ctsim_netfilter::{Decision as Verdict, Hook, PacketMeta, Ruleset};
 use nf::{Nf, Walk};
 
-use crate::node::{Command, Cx, Node};
+use crate::host::{App, Host, HostConfig, Nic};
+use crate::node::{AppOutcome, Command, Cx, Node};
 use crate::topology::Cidr;
 use crate::trace::{CtNote, DropReason, What};
 
@@ -88,7 +89,12 @@ pub struct Router {
     walk: Walk,
     /// The router's own addresses (`-m addrtype` LOCAL).
     local: Vec<Ipv4Addr>,
+    /// The router's own TCP/IP stack and its applications, if it runs any.
+    stack: Option<Box<Host>>,
 }
+
+/// The bit of a wake token that says it is for the router's own stack.
+const STACK_TAG: u64 = 1 << 62;
 
 /// Where the routing decision sends a packet.
 enum Decision {
@@ -141,7 +147,37 @@ impl Router {
             nf: None,
             walk: Walk::default(),
             local,
+            stack: None,
         }
+    }
+
+    /// Runs `apps` on a stack of the router's own (smoltcp, one interface
+    /// per router interface, as a host has): their packets go out through
+    /// OUTPUT and POSTROUTING and come in through INPUT, so the rules and
+    /// NAT see them as Linux's would see a local service's. Packets no app
+    /// owns keep the router's built-in answers.
+    pub fn with_apps(mut self, nics: Vec<Nic>, apps: Vec<App>) -> Self {
+        if apps.is_empty() {
+            return self;
+        }
+        // smoltcp sends off-link only with a default route; the router
+        // routes whatever the stack sends, so any address on the first
+        // interface's network will do as its gateway.
+        let gateway = nics.first().map(|n| {
+            let first = u32::from(n.addr.network()) + 1;
+            let other = if first == u32::from(n.addr.addr) {
+                first + 1
+            } else {
+                first
+            };
+            Ipv4Addr::from(other)
+        });
+        self.stack = Some(Box::new(Host::new(HostConfig {
+            nics,
+            gateway,
+            apps,
+        })));
+        self
     }
 
     /// Runs `rules` at the hooks (`None`: no tables, as a namespace where
@@ -288,14 +324,12 @@ impl Router {
     fn output(&mut self, cx: &mut Cx<'_>, mut packet: Vec<u8>, attached: Option<EntryRef>) {
         self.stats.out_requests += 1;
         let dst = Ipv4Packet::new_unchecked(&packet[..]).dst_addr();
-        let mut port = match self.route(cx, dst) {
-            Decision::Forward { port } => port,
-            // Nowhere to send our own packet: Linux fails the send
-            // (ENETUNREACH) before OUTPUT.
-            Decision::Local(_) | Decision::Unreachable(..) => {
-                self.stats.out_no_routes += 1;
-                return ct::release(&mut self.ct, cx, attached);
-            }
+        // Nowhere to send our own packet: Linux fails the send
+        // (ENETUNREACH) before OUTPUT. A route whose next hop does not
+        // answer fails only later, at neighbour resolution.
+        let Some(mut port) = self.routes.lookup(dst).map(|r| r.port) else {
+            self.stats.out_no_routes += 1;
+            return ct::release(&mut self.ct, cx, attached);
         };
         let mut meta = PacketMeta::default();
         // [OUTPUT] raw, conntrack, mangle, DNAT: a new destination means a
@@ -312,26 +346,29 @@ impl Router {
             return;
         };
         let new_dst = Ipv4Packet::new_unchecked(&packet[..]).dst_addr();
-        if new_dst != dst {
-            match self.route(cx, new_dst) {
+        let reroute = new_dst != dst;
+        let decision = self.route(cx, new_dst);
+        if reroute || !matches!(decision, Decision::Forward { .. }) {
+            match decision {
                 Decision::Forward { port: p } => {
                     self.walk(cx, "routing", "", |s| {
                         format!("rerouted after DNAT: {}", s.route_text(cx, p, new_dst))
                     });
                     port = p;
                 }
-                Decision::Local(_) | Decision::Unreachable(..) => {
+                Decision::Local(_) => {
                     self.stats.out_no_routes += 1;
                     self.walk(cx, "routing", "", |_| {
-                        format!("no route to {new_dst} after DNAT (loopback is not modelled)")
+                        format!("{new_dst} is local: loopback is not modelled")
                     });
-                    self.record(
-                        cx,
-                        port,
-                        What::Dropped(DropReason::NoRoute),
-                        &packet,
-                        t.note,
-                    );
+                    let what = What::Dropped(DropReason::NoRoute);
+                    self.record(cx, port, what, &packet, t.note);
+                    return ct::release(&mut self.ct, cx, t.r);
+                }
+                Decision::Unreachable(_, reason) => {
+                    self.stats.out_no_routes += 1;
+                    self.walk(cx, "routing", "", |_| format!("{reason}: {new_dst}"));
+                    self.record(cx, port, What::Dropped(reason), &packet, t.note);
                     return ct::release(&mut self.ct, cx, t.r);
                 }
             }
@@ -381,7 +418,9 @@ impl Router {
         if !ok {
             return self.nf_drop(cx, port, &packet, t);
         }
+        let to_stack = self.stack.as_ref().is_some_and(|h| h.wants(&packet));
         let answer = match kind {
+            _ if to_stack => local::Answer::Nothing,
             Local::Broadcast => local::Answer::Nothing,
             Local::Unicast => local::answer(&packet),
         };
@@ -406,10 +445,30 @@ impl Router {
         self.stats.delivered += 1;
         self.record(cx, port, What::Received, &packet, t.note);
         ct::flush(&mut self.ct, cx);
+        if to_stack {
+            return self.in_stack(cx, |h, cx| h.receive(cx, port, packet));
+        }
         match answer {
             local::Answer::Reply(reply) => self.output(cx, reply, None),
             local::Answer::Error(kind) => self.icmp_error(cx, kind, &packet, related),
             local::Answer::Nothing => {}
+        }
+    }
+
+    /// Runs `f` on the router's own stack, then sends what it sent through
+    /// OUTPUT and POSTROUTING.
+    fn in_stack(&mut self, cx: &mut Cx<'_>, f: impl FnOnce(&mut Host, &mut Cx<'_>)) {
+        let Some(mut host) = self.stack.take() else {
+            return;
+        };
+        let mut sent = Vec::new();
+        {
+            let mut inner = cx.nested(&mut sent, STACK_TAG);
+            f(&mut host, &mut inner);
+        }
+        self.stack = Some(host);
+        for (_, packet) in sent {
+            self.output(cx, packet, None);
         }
     }
 
@@ -740,7 +799,13 @@ impl Router {
 }
 
 impl Node for Router {
-    fn start(&mut self, _cx: &mut Cx<'_>) {}
+    fn start(&mut self, cx: &mut Cx<'_>) {
+        self.in_stack(cx, |h, cx| h.start(cx));
+    }
+
+    fn outcomes(&self) -> Vec<AppOutcome> {
+        self.stack.as_ref().map_or_else(Vec::new, |h| h.outcomes())
+    }
 
     fn receive(&mut self, cx: &mut Cx<'_>, port: u16, mut packet: Vec<u8>) {
         self.stats.in_receives += 1;
@@ -790,9 +855,12 @@ impl Node for Router {
     }
 
     fn wake(&mut self, cx: &mut Cx<'_>, token: u64) {
-        if token == CT_TIMER {
+        if token & STACK_TAG != 0 {
+            self.in_stack(cx, |h, cx| h.wake(cx, token & !STACK_TAG));
+        } else if token == CT_TIMER {
             ct::timer(&mut self.ct, cx);
         }
+        ct::schedule(&mut self.ct, cx);
     }
 
     /// `iptables ARGS` changes the ruleset (creating it if the router had
