@@ -405,6 +405,31 @@ fn check_filters(
     filters
 }
 
+/// The apps that run on node `name` (a host, or a router's own stack).
+fn node_apps(s: &Scenario, names: &[String], name: &str) -> Vec<host::App> {
+    s.apps
+        .iter()
+        .zip(names)
+        .filter(|(a, _)| a.on.value == name)
+        .map(|(a, n)| host::App {
+            name: n.clone(),
+            at: instant(a.at),
+            kind: app_kind(&a.kind),
+        })
+        .collect()
+}
+
+/// A node's interfaces as a stack's NICs.
+fn nics(interfaces: &[model::Interface]) -> Vec<Nic> {
+    interfaces
+        .iter()
+        .map(|i| Nic {
+            name: i.name.value.clone(),
+            addr: cidr(i.addr.value),
+        })
+        .collect()
+}
+
 /// Each node's interfaces by (node, interface) name → position, built once
 /// so that lowering stays linear in the size of the scenario.
 type PortIndex<'a> = BTreeMap<(&'a str, &'a str), u16>;
@@ -489,25 +514,8 @@ pub fn lower(
         let node: Box<dyn ctsim_engine::Node> = if h.is_raw() {
             Box::new(RawHost::new(sends.remove(name).unwrap_or_default()))
         } else {
-            let apps = s
-                .apps
-                .iter()
-                .zip(&names)
-                .filter(|(a, _)| a.on.value == *name)
-                .map(|(a, n)| host::App {
-                    name: n.clone(),
-                    at: instant(a.at),
-                    kind: app_kind(&a.kind),
-                })
-                .collect();
-            let nics = h
-                .interfaces
-                .iter()
-                .map(|i| Nic {
-                    name: i.name.value.clone(),
-                    addr: cidr(i.addr.value),
-                })
-                .collect();
+            let apps = node_apps(s, &names, name);
+            let nics = nics(&h.interfaces);
             Box::new(Host::new(HostConfig {
                 nics,
                 gateway: h.gateway.as_ref().map(|g| g.value),
@@ -535,7 +543,8 @@ pub fn lower(
         let node = Box::new(
             Router::new(addrs, &routes)
                 .with_conntrack(table, trace)
-                .with_ruleset(rules),
+                .with_ruleset(rules)
+                .with_apps(nics(&r.interfaces), node_apps(s, &names, &r.name.value)),
         );
         nodes.insert(
             r.name.value.clone(),

@@ -479,11 +479,7 @@ impl<'a> V<'a> {
                     );
                 }
             } else if self.nodes.router(&on.value).is_some() {
-                self.err(
-                    Diagnostic::new(format!("`{}` is a router; apps run on hosts", on.value))
-                        .label(on.span, "a router")
-                        .help("add a host behind the router and run the app there"),
-                );
+                // A router's own stack: its packets pass INPUT and OUTPUT.
             } else if let Some((node, _)) = on
                 .value
                 .split_once('.')
@@ -495,8 +491,14 @@ impl<'a> V<'a> {
                         .help(format!("write `on: {node}`")),
                 );
             } else {
-                let hosts: Vec<&str> = self.s.hosts.iter().map(|h| h.name.value.as_str()).collect();
-                self.err(unknown("host", &on.value, on.span, hosts.into_iter()));
+                let nodes = self.s.hosts.iter().map(|h| h.name.value.as_str());
+                let nodes = nodes.chain(self.s.routers.iter().map(|r| r.name.value.as_str()));
+                self.err(unknown(
+                    "node",
+                    &on.value,
+                    on.span,
+                    nodes.collect::<Vec<_>>().into_iter(),
+                ));
             }
             if let Some(n) = &a.name {
                 if let Some(&first) = names.get(n.value.as_str()) {

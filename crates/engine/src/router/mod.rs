@@ -160,18 +160,22 @@ impl Router {
         if apps.is_empty() {
             return self;
         }
-        // smoltcp sends off-link only with a default route; the router
-        // routes whatever the stack sends, so any address on the first
-        // interface's network will do as its gateway.
-        let gateway = nics.first().map(|n| {
-            let first = u32::from(n.addr.network()) + 1;
-            let other = if first == u32::from(n.addr.addr) {
-                first + 1
-            } else {
-                first
-            };
-            Ipv4Addr::from(other)
-        });
+        // smoltcp sends off-link only with a default route. The router's
+        // own default gateway gives the stack the source address Linux
+        // would pick for off-link destinations (that interface's);
+        // without one, any address on the first interface's network does:
+        // the router routes whatever the stack sends.
+        let gateway = self
+            .routes
+            .lookup(Ipv4Addr::UNSPECIFIED)
+            .and_then(|r| r.via)
+            .or_else(|| {
+                nics.first().map(|n| {
+                    let first = u32::from(n.addr.network()) + 1;
+                    let own = u32::from(n.addr.addr);
+                    Ipv4Addr::from(if first == own { first + 1 } else { first })
+                })
+            });
         self.stack = Some(Box::new(Host::new(HostConfig {
             nics,
             gateway,
