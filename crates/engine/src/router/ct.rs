@@ -184,6 +184,50 @@ pub(super) fn track(
     }
 }
 
+/// The conntrack helper and sequence adjustment, just before confirmation
+/// (`nf_confirm()`): the entry's helper parses the payload and expects
+/// related connections, its NAT half rewrites addresses in the payload
+/// (the packet may grow), and TCP sequence numbers are adjusted. `false`:
+/// the helper dropped the packet (logged as the kernel logs it).
+pub(super) fn help(
+    ct: &mut Option<Ct>,
+    cx: &mut Cx<'_>,
+    r: Option<&EntryRef>,
+    packet: &mut Vec<u8>,
+    ctx: &ctsim_conntrack::helper::HelpCtx,
+) -> bool {
+    let (Some(c), Some(r)) = (ct.as_mut(), r) else {
+        return true;
+    };
+    let now = now(cx);
+    let rng = &mut *cx.rng;
+    let mut rand = || rng.next_u32();
+    match ctsim_netfilter::helper::confirm_hook(&mut c.table, r, packet, ctx, now, &mut rand) {
+        Verdict::Accept => true,
+        Verdict::Drop { reason } => {
+            if cx.tracing() {
+                let name = c.table.get(r.key()).and_then(|e| e.helper()).unwrap_or("?");
+                cx.record_text(
+                    What::Kernel,
+                    format!("nf_ct_{name}: dropping packet: {reason}"),
+                );
+            }
+            false
+        }
+    }
+}
+
+/// Makes the NAT bindings of an expected connection follow its master's,
+/// as NAT helpers arrange (`nf_nat_follow_master`), right after conntrack
+/// created it.
+pub(super) fn follow_master(ct: &mut Option<Ct>, cx: &mut Cx<'_>, r: Option<&EntryRef>) {
+    if let (Some(c), Some(r)) = (ct.as_mut(), r) {
+        let rng = &mut *cx.rng;
+        let mut rand = || rng.next_u32();
+        let _ = ctsim_netfilter::nat::follow_master(&mut c.table, r, &mut rand);
+    }
+}
+
 /// Confirmation, the last step of POSTROUTING or INPUT. `false`: conntrack
 /// dropped the packet (a clash it could not resolve).
 pub(super) fn confirm(ct: &mut Option<Ct>, cx: &Cx<'_>, r: Option<EntryRef>) -> bool {
@@ -211,6 +255,12 @@ pub(super) fn flush(ct: &mut Option<Ct>, cx: &mut Cx<'_>) {
         }
         if c.keep_events {
             c.events.push(ev);
+        }
+    }
+    // Expectation events (`conntrack -E expect`), in the same stream.
+    while let Some(ev) = c.table.poll_expect_event() {
+        if cx.tracing() {
+            cx.record_text(What::Conntrack, ev.line());
         }
     }
     while let Some(log) = c.table.poll_log() {

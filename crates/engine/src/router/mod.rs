@@ -434,6 +434,18 @@ impl Router {
             local::Answer::Error(_) => ct::attach(&mut self.ct, t.r.as_ref()),
             _ => None,
         };
+        let ctx = self.help_ctx(false, None, &packet);
+        if !ct::help(&mut self.ct, cx, t.r.as_ref(), &mut packet, &ctx) {
+            ct::release(&mut self.ct, cx, related);
+            self.record(
+                cx,
+                port,
+                What::Dropped(DropReason::Conntrack),
+                &packet,
+                t.note,
+            );
+            return ct::release(&mut self.ct, cx, t.r);
+        }
         self.probe(cx, &packet, ConfirmHook::Input);
         if !ct::confirm(&mut self.ct, cx, t.r) {
             ct::release(&mut self.ct, cx, related);
@@ -573,7 +585,9 @@ impl Router {
                     Hook::Output => ctsim_conntrack::CtHook::LocalOut,
                     _ => ctsim_conntrack::CtHook::PreRouting,
                 };
-                self.track(cx, packet, ct_hook)
+                let t = self.track(cx, packet, ct_hook);
+                ct::follow_master(&mut self.ct, cx, t.r.as_ref());
+                t
             }
         };
         self.walk_conntrack(cx, hook, &t);
@@ -601,7 +615,7 @@ impl Router {
         cx: &mut Cx<'_>,
         port: u16,
         ports: (Option<u16>, Option<u16>),
-        packet: &mut [u8],
+        packet: &mut Vec<u8>,
         meta: &mut PacketMeta,
         t: Tracked,
     ) -> Option<Option<CtNote>> {
@@ -619,6 +633,13 @@ impl Router {
             self.nf_drop(cx, port, packet, t);
             return None;
         }
+        let ctx = self.help_ctx(ports.0.is_none(), ports.1, packet);
+        if !ct::help(&mut self.ct, cx, t.r.as_ref(), packet, &ctx) {
+            let what = What::Dropped(DropReason::Conntrack);
+            self.record(cx, port, what, packet, t.note);
+            ct::release(&mut self.ct, cx, t.r);
+            return None;
+        }
         self.probe(cx, packet, ConfirmHook::PostRouting);
         if !ct::confirm(&mut self.ct, cx, t.r) {
             let what = What::Dropped(DropReason::Conntrack);
@@ -627,6 +648,26 @@ impl Router {
             return None;
         }
         Some(t.note)
+    }
+
+    /// What the broadcast helpers need to know: whether the router sent the
+    /// packet itself, and the netmask of the output interface when the
+    /// packet goes to its broadcast address.
+    fn help_ctx(
+        &self,
+        local: bool,
+        out: Option<u16>,
+        packet: &[u8],
+    ) -> ctsim_conntrack::helper::HelpCtx {
+        let dst = Ipv4Packet::new_unchecked(packet).dst_addr();
+        let broadcast_mask = out
+            .and_then(|p| self.addrs.get(usize::from(p)).copied().flatten())
+            .filter(|c| c.broadcast() == Some(dst))
+            .map(|c| Ipv4Addr::from(u32::MAX.checked_shl(32 - u32::from(c.len)).unwrap_or(0)));
+        ctsim_conntrack::helper::HelpCtx {
+            local,
+            broadcast_mask,
+        }
     }
 
     /// Runs the tables of `hook` with priorities in `prio` (nothing, and

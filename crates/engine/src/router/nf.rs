@@ -238,7 +238,10 @@ pub(super) fn run(
                 None => untracked.then_some(CtInfo::Untracked),
             },
             entry,
-            master: None,
+            master: match (ct.as_ref(), r) {
+                (Some(c), Some(r)) => c.table.master_of(r.key()).and_then(|m| c.table.get(m)),
+                _ => None,
+            },
             mark: None,
             connections: 0,
             local: at.local,
