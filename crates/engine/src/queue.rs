@@ -5,7 +5,10 @@
 //!
 //! It is a calendar queue: the next [`WINDOW`] of simulated time is cut into
 //! buckets of [`WIDTH`] nanoseconds with an occupancy bitmap, and only the
-//! bucket being drained is kept sorted. Events further ahead wait in a heap
+//! bucket being drained is kept sorted, earliest first, with a read index:
+//! popping is O(1), and so is adding a key later than every other, the
+//! common case (10,000 flows starting within a few microseconds used to cost
+//! O(n) each when the bucket was kept latest-first). Events further ahead wait in a heap
 //! and move into the calendar as it advances. Pushing and popping cost about
 //! the same whether ten or ten thousand events are pending, where a heap's
 //! cost grows with its depth (one pending timer per flow made the heap the
@@ -69,6 +72,8 @@ impl Ord for Key {
 pub struct Queue {
     /// The bucket being drained, sorted latest first (pop from the end).
     current: Vec<Key>,
+    /// Index of the next key to pop in `current`.
+    head: usize,
     /// Absolute number of the current bucket (time / WIDTH).
     cursor: u64,
     /// Buckets cursor+1 .. cursor+BUCKETS, by absolute number mod BUCKETS.
@@ -86,6 +91,7 @@ impl Default for Queue {
     fn default() -> Self {
         Queue {
             current: Vec::new(),
+            head: 0,
             cursor: 0,
             buckets: (0..BUCKETS).map(|_| Vec::new()).collect(),
             occupied: vec![0; BUCKETS / 64],
@@ -124,9 +130,12 @@ impl Queue {
     fn place(&mut self, key: Key) {
         let b = key.bucket();
         if b <= self.cursor {
-            // Latest first: insert after every key that sorts after it.
-            let at = self.current.partition_point(|k| *k > key);
-            self.current.insert(at, key);
+            if self.current.last().is_none_or(|last| *last < key) {
+                self.current.push(key);
+            } else {
+                let at = self.head + self.current[self.head..].partition_point(|k| *k < key);
+                self.current.insert(at, key);
+            }
         } else if b < self.cursor + BUCKETS as u64 {
             let i = (b % BUCKETS as u64) as usize;
             self.buckets[i].push(key);
@@ -138,14 +147,18 @@ impl Queue {
 
     /// The earliest event if it is due at or before `until`.
     pub fn pop_until(&mut self, until: Instant) -> Option<(Instant, Event)> {
-        if self.current.is_empty() && !self.advance() {
+        if self.head == self.current.len() && !self.advance() {
             return None;
         }
-        let key = *self.current.last()?;
+        let key = *self.current.get(self.head)?;
         if key.time > until {
             return None;
         }
-        self.current.pop();
+        self.head += 1;
+        if self.head == self.current.len() {
+            self.current.clear();
+            self.head = 0;
+        }
         self.len -= 1;
         self.free.push(key.slot);
         let event = self.slots[key.slot as usize].take()?;
@@ -163,6 +176,8 @@ impl Queue {
         self.cursor = next;
         let i = (next % BUCKETS as u64) as usize;
         self.occupied[i / 64] &= !(1 << (i % 64));
+        self.current.clear();
+        self.head = 0;
         std::mem::swap(&mut self.current, &mut self.buckets[i]);
         while let Some(Reverse(k)) = self.far.peek().copied() {
             if k.bucket() >= self.cursor + BUCKETS as u64 {
@@ -175,7 +190,7 @@ impl Queue {
                 self.place(k);
             }
         }
-        self.current.sort_unstable_by(|a, b| b.cmp(a));
+        self.current.sort_unstable();
         true
     }
 
@@ -201,7 +216,7 @@ impl Queue {
 
     /// When the next event is due (scans the calendar; not for hot paths).
     pub fn next_time(&self) -> Option<Instant> {
-        if let Some(k) = self.current.last() {
+        if let Some(k) = self.current.get(self.head) {
             return Some(k.time);
         }
         let in_calendar = self.next_occupied().and_then(|b| {
