@@ -135,14 +135,20 @@ impl Link {
         params: LinkParams,
         rng: Rng,
     ) -> Self {
+        // A link with a rate queues packets: its departure list is sized up
+        // front, like a NIC's ring, so the first packets do not allocate.
+        let ring = || Transmitter {
+            departures: VecDeque::with_capacity(if params.bandwidth.is_some() { 8 } else { 0 }),
+            busy_until: Instant::ZERO,
+        };
         Link {
             id,
             name,
             ends,
+            tx: [ring(), ring()],
             params,
             stats: Default::default(),
             rng,
-            tx: Default::default(),
             capture: None,
         }
     }

@@ -26,8 +26,6 @@ pub struct RawSend {
 pub struct RawHost {
     sends: Vec<RawSend>,
     sent: Vec<u64>,
-    /// The interface each send leaves from.
-    ports: Vec<u16>,
     received: u64,
 }
 
@@ -35,7 +33,6 @@ impl RawHost {
     pub fn new(sends: Vec<RawSend>) -> Self {
         RawHost {
             sent: vec![0; sends.len()],
-            ports: Vec::new(),
             sends,
             received: 0,
         }
@@ -67,12 +64,9 @@ impl RawHost {
 
 impl Node for RawHost {
     fn start(&mut self, cx: &mut Cx<'_>) {
-        self.ports = self
-            .sends
-            .iter()
-            .map(|s| s.port.unwrap_or_else(|| Self::port_for(cx, &s.packet)))
-            .collect();
-        for (i, s) in self.sends.iter().enumerate() {
+        for (i, s) in self.sends.iter_mut().enumerate() {
+            // The interface each send leaves from, decided once.
+            s.port = Some(s.port.unwrap_or_else(|| Self::port_for(cx, &s.packet)));
             cx.wake_at(s.at, i as u64);
         }
     }
@@ -85,9 +79,10 @@ impl Node for RawHost {
 
     fn wake(&mut self, cx: &mut Cx<'_>, token: u64) {
         let i = token as usize;
-        let (Some(send), Some(port)) = (self.sends.get(i), self.ports.get(i).copied()) else {
+        let Some(send) = self.sends.get(i) else {
             return;
         };
+        let port = send.port.unwrap_or(0);
         cx.record(port, What::Sent, &send.packet);
         let mut packet = cx.buffer();
         packet.extend_from_slice(&send.packet);
