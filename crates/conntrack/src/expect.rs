@@ -150,14 +150,22 @@ impl Expectation {
         if self.zone != Zone::DEFAULT {
             let _ = write!(s, "zone={} ", self.zone.0);
         }
-        if self.flags & PERMANENT != 0 {
-            s.push_str("PERMANENT ");
+        // conntrack-tools joins the flags with commas (Linux 6.18 with
+        // conntrack v1.4.7: `PERMANENT,INACTIVE class=0 helper=sip`).
+        let mut sep = "";
+        for (bit, name) in [
+            (PERMANENT, "PERMANENT"),
+            (INACTIVE, "INACTIVE"),
+            (USERSPACE, "USERSPACE"),
+        ] {
+            if self.flags & bit != 0 {
+                s.push_str(sep);
+                s.push_str(name);
+                sep = ",";
+            }
         }
-        if self.flags & INACTIVE != 0 {
-            s.push_str("INACTIVE ");
-        }
-        if self.flags & USERSPACE != 0 {
-            s.push_str("USERSPACE ");
+        if !sep.is_empty() {
+            s.push(' ');
         }
         let _ = write!(s, "class={} helper={}", self.class, self.helper);
         s
@@ -217,6 +225,26 @@ mod tests {
             "29 proto=17 src=192.0.2.255 dst=192.0.2.2 sport=161 dport=42161 mask-src=255.255.255.0 \
              mask-dst=255.255.255.255 sport=65535 dport=65535 master-src=192.0.2.2 master-dst=192.0.2.255 \
              sport=42161 dport=161 PERMANENT class=0 helper=snmp"
+        );
+        // A SIP REGISTER's expectation before the registrar's 200 OK
+        // (Linux 6.18, conntrack v1.4.7): flags joined by commas.
+        let reg = Expectation {
+            tuple: Tuple::udp(s, 0, c, 5060),
+            mask: ExpectMask {
+                src: Ipv4Addr::BROADCAST,
+                src_port: 0,
+            },
+            master_tuple: Tuple::udp(c, 5060, s, 5060),
+            flags: PERMANENT | INACTIVE,
+            helper: "sip",
+            expires: Instant(179_500_000_000),
+            ..e
+        };
+        assert_eq!(
+            reg.line(Instant(0)),
+            "179 proto=17 src=198.51.100.2 dst=192.0.2.2 sport=0 dport=5060 mask-src=255.255.255.255 \
+             mask-dst=255.255.255.255 sport=0 dport=65535 master-src=192.0.2.2 master-dst=198.51.100.2 \
+             sport=5060 dport=5060 PERMANENT,INACTIVE class=0 helper=sip"
         );
     }
 }

@@ -41,6 +41,7 @@ use crate::wire::{self, Ipv4};
 
 mod help;
 pub(crate) mod nat;
+mod sip;
 
 const NIL: u32 = u32::MAX;
 /// Stand-in for Linux's per-insert random chain limit
@@ -639,6 +640,18 @@ impl Conntrack {
         v.sort_unstable();
         v.into_iter().map(|(_, k)| k).collect()
     }
+    /// `__nf_ct_expect_find()`: an expectation (INACTIVE ones included)
+    /// that a new connection with original tuple `t` in `zone` would
+    /// match; the newest first, as Linux's hash chains hold them.
+    pub fn find_expectation(&self, t: &Tuple, zone: Zone) -> Option<&Expectation> {
+        self.expects
+            .iter()
+            .flatten()
+            .map(|(e, _)| e)
+            .filter(|e| e.matches(t, zone))
+            .max_by_key(|e| e.seq)
+    }
+
     /// Live expectations in creation order.
     pub fn expectations(&self) -> Vec<&Expectation> {
         let mut v: Vec<&Expectation> = self.expects.iter().flatten().map(|(e, _)| e).collect();
@@ -1065,6 +1078,20 @@ impl Conntrack {
 
     /// `nf_ct_expect_related()`: insert an expectation for `master`.
     pub fn expect_related(&mut self, x: NewExpectation, now: Instant) -> Result<(), ExpectError> {
+        self.expect_related_flags(x, now, false)
+    }
+
+    /// `nf_ct_expect_related(exp, NF_CT_EXP_F_SKIP_MASTER)` (SIP's media
+    /// expectations): an identical expectation of another master is
+    /// `Already` instead of `Busy`. Without the flag, only the same
+    /// master's identical expectation is replaced; another master's
+    /// counts as a clash.
+    pub fn expect_related_flags(
+        &mut self,
+        x: NewExpectation,
+        now: Instant,
+        skip_master: bool,
+    ) -> Result<(), ExpectError> {
         let master = self
             .get(x.master)
             .filter(|m| !m.is_dying())
@@ -1088,7 +1115,7 @@ impl Conntrack {
         let mut replace = None;
         for (i, slot) in self.expects.iter().enumerate() {
             let Some((old, _)) = slot else { continue };
-            if old.same_as(&new) {
+            if (skip_master || old.master == new.master) && old.same_as(&new) {
                 if old.master == new.master && old.class == new.class {
                     replace = Some(i);
                 } else {

@@ -253,6 +253,10 @@ pub enum HelpVerdict {
     Drop(&'static str),
     /// A NATed connection: the NAT layer must finish (see [`NatJob`]).
     Nat(NatJob),
+    /// A NATed SIP connection: the NAT layer runs the SIP helper itself
+    /// with its rewriting hooks ([`crate::Conntrack::help_sip_nat`]), as
+    /// `nf_conntrack_sip` calls `nf_nat_sip_hooks` while it parses.
+    SipNat,
 }
 
 /// How an expected connection's NAT follows its master
@@ -265,6 +269,39 @@ pub struct FollowMaster {
     /// The port the expected connection is DNATed to (what the payload
     /// said before NAT).
     pub saved_port: u16,
+    /// Which `expectfn` binds the child.
+    pub expectfn: ExpectFn,
+}
+
+/// The NAT callback an expectation carries (`exp->expectfn`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum ExpectFn {
+    /// `nf_nat_follow_master()`: SNAT to where the master sends, DNAT to
+    /// the master's peer and `saved_port`.
+    FollowMaster,
+    /// `nf_nat_sip_expected()`: DNAT to `saved_addr:saved_port`; SNAT as
+    /// the paired media expectation says, else like the master when the
+    /// connection comes from the master's address.
+    Sip {
+        /// `exp->saved_addr`: the address the SDP or Contact named.
+        saved_addr: Ipv4Addr,
+        /// The expectation's class (signalling connections get no pair
+        /// search).
+        class: u8,
+    },
+}
+
+/// SIP's per-connection state (`struct nf_ct_sip_master`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub struct SipState {
+    /// CSeq of the last REGISTER that created (or would have created) an
+    /// expectation.
+    pub register_cseq: u32,
+    /// CSeq of the last INVITE whose SDP was accepted.
+    pub invite_cseq: u32,
+    /// The Via port a phone listens on when it sends from another port
+    /// (0: none); NAT sends replies there.
+    pub forced_dport: u16,
 }
 
 /// FTP's per-connection state (`struct nf_ct_ftp_master`): per
@@ -287,6 +324,8 @@ pub struct HelpExt {
     pub seqadj: [SeqAdj; 2],
     /// FTP's newline tracking.
     pub ftp: FtpState,
+    /// SIP's CSeq and forced port.
+    pub sip: SipState,
     /// Set on an expected connection whose expectation was made by a NAT
     /// helper: consumed by the NAT layer's `follow_master`.
     pub follow: Option<FollowMaster>,
@@ -300,6 +339,18 @@ pub mod msg {
     pub const ALL_PORTS_IN_USE: &str = "all ports in use";
     /// The NAT helper could not rewrite the payload.
     pub const CANNOT_MANGLE: &str = "cannot mangle packet";
+    /// `nf_conntrack_sip`'s messages.
+    pub const SIP_CANNOT_GET_CODE: &str = "cannot get code";
+    pub const SIP_CANNOT_PARSE_CSEQ: &str = "cannot parse cseq";
+    pub const SIP_CANNOT_GET_CSEQ: &str = "cannot get cseq";
+    pub const SIP_CANNOT_PARSE_CONTACT: &str = "cannot parse contact";
+    pub const SIP_CANNOT_PARSE_EXPIRES: &str = "cannot parse expires";
+    /// Linux adds the port: "wrong port %u".
+    pub const SIP_WRONG_PORT: &str = "wrong port";
+    pub const SIP_CANNOT_PARSE_SDP: &str = "cannot parse SDP message";
+    pub const SIP_CANNOT_ADD_VOICE: &str = "cannot add expectation for voice";
+    pub const SIP_CANNOT_MANGLE_SDP: &str = "cannot mangle SDP";
+    pub const SIP_CANNOT_NAT: &str = "cannot NAT SIP message";
 }
 
 #[cfg(test)]

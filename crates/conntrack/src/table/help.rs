@@ -10,8 +10,8 @@ use std::net::Ipv4Addr;
 use super::{Conntrack, EntryKey, EntryRef, Status, NIL};
 use crate::expect::{ExpectMask, NewExpectation, PERMANENT};
 use crate::helper::{
-    self, ftp, irc, msg, tftp, FollowMaster, HelpCtx, HelpExt, HelpVerdict, HelperDef, HelperKind,
-    NatJob, NatKind,
+    self, ftp, irc, msg, tftp, ExpectFn, FollowMaster, HelpCtx, HelpExt, HelpVerdict, HelperDef,
+    HelperKind, NatJob, NatKind,
 };
 use crate::status::CtInfo;
 use crate::tcp::{Dir, Seq};
@@ -135,7 +135,7 @@ impl Conntrack {
             HelperKind::Tftp => self.help_tftp(def, r, pkt, now),
             HelperKind::Irc => self.help_irc(def, r, pkt, now),
             HelperKind::Snmp | HelperKind::NetbiosNs => self.help_broadcast(def, r, ctx, now),
-            HelperKind::Sip => self.help_sip(def, r, pkt, now),
+            HelperKind::Sip => self.help_sip(r, pkt, now),
         }
     }
 
@@ -246,6 +246,7 @@ impl Conntrack {
             exp.nat = Some(FollowMaster {
                 dir: Dir::Reply,
                 saved_port: e.tuple[0].src_u,
+                expectfn: ExpectFn::FollowMaster,
             });
         }
         self.insert_expectation(exp, now)
@@ -333,17 +334,6 @@ impl Conntrack {
         // The broadcast helper ignores a failed insertion.
         let _ = self.expect_related(exp, now);
         self.refresh(r.key.idx, policy.timeout, now);
-        HelpVerdict::Accept
-    }
-
-    /// SIP: not implemented yet (no expectations).
-    fn help_sip(
-        &mut self,
-        _def: &HelperDef,
-        _r: &EntryRef,
-        _pkt: &[u8],
-        _now: Instant,
-    ) -> HelpVerdict {
         HelpVerdict::Accept
     }
 
