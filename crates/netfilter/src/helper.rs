@@ -20,12 +20,16 @@
 //! ([`find_port`]) and the bookkeeping of the length change.
 
 use ctsim_conntrack::expect::{ExpectError, NewExpectation};
-use ctsim_conntrack::helper::{ftp, irc, msg, FollowMaster, HelpCtx, HelpVerdict, NatJob, NatKind};
+use ctsim_conntrack::helper::{
+    ftp, irc, msg, ExpectFn, FollowMaster, HelpCtx, HelpVerdict, NatJob, NatKind,
+};
 use ctsim_conntrack::time::Instant;
 use ctsim_conntrack::tuple::IPPROTO_TCP;
 use ctsim_conntrack::{Conntrack, CtInfo, Dir, EntryRef, Status, Verdict};
 
 use crate::seqadj;
+
+pub mod sip;
 
 /// `nf_confirm()` before `nf_conntrack_confirm()`: run the entry's helper
 /// (and, on a NATed connection, its NAT helper), then sequence adjustment
@@ -58,6 +62,11 @@ pub fn confirm_hook(
             HelpVerdict::Drop(reason) => return Verdict::Drop { reason },
             HelpVerdict::Nat(job) => {
                 if let Err(reason) = nat_help(ct, r, pkt, &job, now, rand) {
+                    return Verdict::Drop { reason };
+                }
+            }
+            HelpVerdict::SipNat => {
+                if let Err(reason) = sip::nat_help(ct, r, pkt, now, rand) {
                     return Verdict::Drop { reason };
                 }
             }
@@ -97,6 +106,7 @@ fn nat_help(
     exp.nat = Some(FollowMaster {
         dir: exp_dir,
         saved_port: exp.tuple.dst_u,
+        expectfn: ExpectFn::FollowMaster,
     });
     let port = find_port(ct, &mut exp, now, rand).ok_or(msg::ALL_PORTS_IN_USE)?;
     let text = match job.kind {
@@ -169,17 +179,66 @@ pub fn mangle_tcp(
     match_len: usize,
     rep: &[u8],
 ) -> bool {
-    if pkt.len() < 20 || pkt[0] >> 4 != 4 || pkt[9] != IPPROTO_TCP {
+    let Some(seq) = replace_tcp(pkt, off, match_len, rep) else {
         return false;
+    };
+    if rep.len() != match_len {
+        let delta = rep.len() as i32 - match_len as i32;
+        ct.seqadj_record(r.key(), r.dir(), seq, delta);
+    }
+    true
+}
+
+/// The packet part of [`mangle_tcp`] (`__nf_nat_mangle_tcp_packet()` with
+/// `adjust` false): replace the bytes, fix the IP total length and both
+/// checksums. Returns the segment's sequence number.
+pub(crate) fn replace_tcp(
+    pkt: &mut Vec<u8>,
+    off: usize,
+    match_len: usize,
+    rep: &[u8],
+) -> Option<u32> {
+    let ihl = splice_l4(pkt, IPPROTO_TCP, 20, off, match_len, rep)?;
+    pkt[ihl + 16..ihl + 18].copy_from_slice(&[0, 0]);
+    let tcp_sum = !l4_pseudo_sum(pkt, ihl, IPPROTO_TCP);
+    pkt[ihl + 16..ihl + 18].copy_from_slice(&tcp_sum.to_be_bytes());
+    Some(u32::from_be_bytes([
+        pkt[ihl + 4],
+        pkt[ihl + 5],
+        pkt[ihl + 6],
+        pkt[ihl + 7],
+    ]))
+}
+
+/// `mangle_contents()`: in an IPv4 datagram of protocol `proto` whose L4
+/// header is at least `l4_min` bytes, replace `match_len` bytes at `off`
+/// (after that header) with `rep`, and fix the IP total length and header
+/// checksum. Returns the IP header length; `None` if the range is not in
+/// the datagram or the result would exceed 65535 bytes.
+pub(crate) fn splice_l4(
+    pkt: &mut Vec<u8>,
+    proto: u8,
+    l4_min: usize,
+    off: usize,
+    match_len: usize,
+    rep: &[u8],
+) -> Option<usize> {
+    if pkt.len() < 20 || pkt[0] >> 4 != 4 || pkt[9] != proto {
+        return None;
     }
     let ihl = usize::from(pkt[0] & 0x0f) * 4;
     let tot = usize::from(u16::from_be_bytes([pkt[2], pkt[3]]));
-    if ihl < 20 || tot > pkt.len() || tot < ihl + 20 || off < ihl + 20 || off + match_len > tot {
-        return false;
+    if ihl < 20
+        || tot > pkt.len()
+        || tot < ihl + l4_min
+        || off < ihl + l4_min
+        || off + match_len > tot
+    {
+        return None;
     }
     let new_tot = tot - match_len + rep.len();
     if new_tot > usize::from(u16::MAX) {
-        return false;
+        return None;
     }
     pkt.truncate(tot);
     pkt.splice(off..off + match_len, rep.iter().copied());
@@ -187,23 +246,15 @@ pub fn mangle_tcp(
     pkt[10..12].copy_from_slice(&[0, 0]);
     let ip_sum = !crate::nat::ones_sum(&pkt[..ihl]);
     pkt[10..12].copy_from_slice(&ip_sum.to_be_bytes());
-    pkt[ihl + 16..ihl + 18].copy_from_slice(&[0, 0]);
-    let tcp_sum = !tcp_pseudo_sum(pkt, ihl);
-    pkt[ihl + 16..ihl + 18].copy_from_slice(&tcp_sum.to_be_bytes());
-    if rep.len() != match_len {
-        let seq = u32::from_be_bytes([pkt[ihl + 4], pkt[ihl + 5], pkt[ihl + 6], pkt[ihl + 7]]);
-        let delta = rep.len() as i32 - match_len as i32;
-        ct.seqadj_record(r.key(), r.dir(), seq, delta);
-    }
-    true
+    Some(ihl)
 }
 
-/// One's complement sum of the TCP pseudo-header and segment.
-fn tcp_pseudo_sum(pkt: &[u8], ihl: usize) -> u16 {
+/// One's complement sum of the TCP or UDP pseudo-header and segment.
+pub(crate) fn l4_pseudo_sum(pkt: &[u8], ihl: usize, proto: u8) -> u16 {
     let l4 = &pkt[ihl..];
     let mut pseudo = [0u8; 12];
     pseudo[..8].copy_from_slice(&pkt[12..20]);
-    pseudo[9] = IPPROTO_TCP;
+    pseudo[9] = proto;
     pseudo[10..12].copy_from_slice(&(l4.len() as u16).to_be_bytes());
     let a = crate::nat::ones_sum(&pseudo);
     let b = crate::nat::ones_sum(l4);
