@@ -24,9 +24,10 @@ fn every_scenario_report() {
     let mut without_checks = Vec::new();
     insta::glob!("../scenarios", "**/*.yaml", |path| {
         let out = run_file(path, &cli_options());
-        // Netfilter and NAT scenarios are about each packet's walk.
+        // Netfilter, NAT and helper scenarios are about each packet's walk.
         let key = scenario_key(path);
-        let detail = if key.starts_with("netfilter__") || key.starts_with("nat__") {
+        let walked = ["netfilter__", "nat__", "helpers__"];
+        let detail = if walked.iter().any(|p| key.starts_with(p)) {
             report::Detail::Walk
         } else {
             report::Detail::Timeline

@@ -939,6 +939,25 @@ fn trace_step(
 /// `nf_log_dump_packet` for IPv4 (net/netfilter/nf_log_syslog.c), without
 /// `MAC=` (ctsim links carry no Ethernet header) and without the final
 /// space.
+/// A kernel log line about `packet` as `nf_log_packet()` writes it with
+/// Linux's default flags (TCP sequence, TCP and IP options): `prefix`,
+/// then `IN= OUT= SRC=…`. Conntrack helpers log the packets they drop
+/// this way (`nf_ct_helper_log()`). `None` for a datagram too short to
+/// describe.
+pub fn log_line(prefix: &str, packet: &[u8], in_iface: &str, out_iface: &str) -> Option<String> {
+    let p = Pkt::parse(packet)?;
+    let input = HookInput {
+        hook: Hook::Postrouting,
+        packet,
+        in_iface,
+        out_iface,
+        now: Instant(0),
+    };
+    let mut o = String::from(prefix);
+    dump_packet(&mut o, &input, &p, 0, 1 | 2 | 4);
+    Some(o)
+}
+
 fn dump_packet(o: &mut String, input: &HookInput<'_>, p: &Pkt, mark: u32, flags: u8) {
     let _ = write!(o, "IN={} OUT={} ", input.in_iface, input.out_iface);
     dump_ip(o, input.packet, p, flags);

@@ -85,8 +85,8 @@ pub mod seqadj;
 mod view;
 
 pub use eval::{
-    ConnView, CtSnapshot, Decision, HookInput, LogLine, NatRequest, Outcome, PacketMeta, StepKind,
-    WalkStep,
+    log_line, ConnView, CtSnapshot, Decision, HookInput, LogLine, NatRequest, Outcome, PacketMeta,
+    StepKind, WalkStep,
 };
 pub use model::*;
 pub use parse::ParseError;

@@ -205,12 +205,20 @@ pub(super) fn help(
     match ctsim_netfilter::helper::confirm_hook(&mut c.table, r, packet, ctx, now, &mut rand) {
         Verdict::Accept => true,
         Verdict::Drop { reason } => {
+            // Conntrack's own message (e.g. the expectation table being
+            // full) comes first, then the helper's, which nf_ct_helper_log()
+            // writes in LOG's format with empty device names.
+            while let Some(log) = c.table.poll_log() {
+                if cx.tracing() {
+                    cx.record_text(What::Kernel, log.text);
+                }
+            }
             if cx.tracing() {
                 let name = c.table.get(r.key()).and_then(|e| e.helper()).unwrap_or("?");
-                cx.record_text(
-                    What::Kernel,
-                    format!("nf_ct_{name}: dropping packet: {reason}"),
-                );
+                let prefix = format!("nf_ct_{name}: dropping packet: {reason} ");
+                let line = ctsim_netfilter::log_line(&prefix, packet, "", "")
+                    .unwrap_or_else(|| prefix.trim_end().to_string());
+                cx.record_text(What::Kernel, line);
             }
             false
         }
