@@ -4,7 +4,12 @@
 
 mod files;
 mod ftp;
+mod irc;
+mod sip;
+mod snmp;
 mod tftp;
+
+pub use irc::valid_nick;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
@@ -95,6 +100,12 @@ enum Kind {
     FtpClient(Box<ftp::FtpClient>),
     TftpServer(Box<tftp::TftpServer>),
     TftpClient(Box<tftp::TftpClient>),
+    SnmpManager(Box<snmp::SnmpManager>),
+    SnmpAgent(Box<snmp::SnmpAgent>),
+    IrcServer(Box<irc::IrcServer>),
+    IrcClient(Box<irc::IrcClient>),
+    SipCaller(Box<sip::SipCaller>),
+    SipCallee(Box<sip::SipCallee>),
 }
 
 /// One wake-up kept pending at or before the earliest deadline an app waits
@@ -236,6 +247,34 @@ impl AppState {
                 transfer,
                 timeout,
             } => Kind::TftpClient(Box::new(tftp::TftpClient::new(to, transfer, timeout))),
+            AppKind::SnmpManager {
+                to,
+                community,
+                timeout,
+            } => Kind::SnmpManager(Box::new(snmp::SnmpManager::new(to, community, timeout))),
+            AppKind::SnmpAgent {
+                port,
+                community,
+                sys_name,
+            } => Kind::SnmpAgent(Box::new(snmp::SnmpAgent::new(port, community, sys_name))),
+            AppKind::IrcServer { port } => Kind::IrcServer(Box::new(irc::IrcServer::new(port))),
+            AppKind::IrcClient {
+                to,
+                nick,
+                dcc_send,
+                accept_dcc,
+                timeout,
+            } => Kind::IrcClient(Box::new(irc::IrcClient::new(
+                to, nick, dcc_send, accept_dcc, timeout,
+            ))),
+            AppKind::SipCaller {
+                to,
+                rtp_port,
+                duration,
+            } => Kind::SipCaller(Box::new(sip::SipCaller::new(to, rtp_port, duration))),
+            AppKind::SipCallee { port, rtp_port } => {
+                Kind::SipCallee(Box::new(sip::SipCallee::new(port, rtp_port)))
+            }
         };
         AppState {
             name: app.name,
@@ -250,8 +289,12 @@ impl AppState {
     /// Draws what the app needs from the run's randomness before time starts
     /// (ping identifiers, distinct on one host).
     pub(crate) fn prepare(&mut self, rng: &mut Rng, idents: &mut Vec<u16>) {
-        if let Kind::FtpServer(f) = &mut self.kind {
-            f.prepare(rng);
+        match &mut self.kind {
+            Kind::FtpServer(f) => f.prepare(rng),
+            Kind::SnmpManager(m) => m.prepare(rng),
+            Kind::SipCaller(s) => s.prepare(rng),
+            Kind::SipCallee(s) => s.prepare(rng),
+            _ => {}
         }
         if let Kind::Ping(p) = &mut self.kind {
             loop {
@@ -279,6 +322,7 @@ impl AppState {
                 Kind::Ping(p) if note.to.0 == p.to => p.errors += 1,
                 Kind::FtpClient(f) => f.notice(note.clone()),
                 Kind::TftpClient(t) => t.notice(note.clone()),
+                Kind::IrcClient(i) => i.notice(note.clone()),
                 _ => {}
             }
         }
@@ -307,6 +351,12 @@ impl AppState {
                 Kind::FtpClient(f) => f.start(idx, &mut self.c, net, cx),
                 Kind::TftpServer(t) => t.start(idx, &mut self.c, net),
                 Kind::TftpClient(t) => t.start(idx, &mut self.c, net, cx),
+                Kind::SnmpManager(m) => m.start(idx, &mut self.c, net, cx),
+                Kind::SnmpAgent(a) => a.start(idx, &mut self.c, net),
+                Kind::IrcServer(i) => i.start(idx, &mut self.c, net),
+                Kind::IrcClient(i) => i.start(idx, &mut self.c, net, cx),
+                Kind::SipCaller(s) => s.start(idx, &mut self.c, net, cx),
+                Kind::SipCallee(s) => s.start(idx, &mut self.c, net),
             }
             return true;
         }
@@ -321,6 +371,12 @@ impl AppState {
             Kind::FtpClient(f) => f.step(idx, &mut self.c, net, cx, token),
             Kind::TftpServer(t) => t.step(idx, &mut self.c, net, cx, token),
             Kind::TftpClient(t) => t.step(&mut self.c, net, cx, token),
+            Kind::SnmpManager(m) => m.step(&mut self.c, net, cx, token),
+            Kind::SnmpAgent(a) => a.step(&mut self.c, net),
+            Kind::IrcServer(i) => i.step(&mut self.c, net),
+            Kind::IrcClient(i) => i.step(idx, &mut self.c, net, cx, token),
+            Kind::SipCaller(s) => s.step(&mut self.c, net, cx, token),
+            Kind::SipCallee(s) => s.step(&mut self.c, net, cx, token),
         };
         // A deadline the app no longer waits for must not keep the run
         // going (nor conntrack's timers running past the last packet).
@@ -340,6 +396,18 @@ impl AppState {
         }
     }
 
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// What the app found beyond its counters (see `Host::app_detail`).
+    pub(crate) fn detail(&self) -> Option<String> {
+        match &self.kind {
+            Kind::SnmpManager(m) => m.detail(),
+            _ => None,
+        }
+    }
+
     pub(crate) fn outcome(&self) -> AppOutcome {
         let (kind, state) = match &self.kind {
             Kind::TcpClient(t) => ("tcp-client", t.state),
@@ -351,6 +419,12 @@ impl AppState {
             Kind::FtpClient(f) => ("ftp-client", f.state),
             Kind::TftpServer(t) => ("tftp-server", server_state(self.started, t.failed)),
             Kind::TftpClient(t) => ("tftp-client", t.state),
+            Kind::SnmpManager(m) => ("snmp-manager", m.state),
+            Kind::SnmpAgent(a) => ("snmp-agent", server_state(self.started, a.failed)),
+            Kind::IrcServer(i) => ("irc-server", server_state(self.started, i.failed)),
+            Kind::IrcClient(i) => ("irc-client", i.state),
+            Kind::SipCaller(s) => ("sip-caller", s.state),
+            Kind::SipCallee(s) => ("sip-callee", s.state(self.started)),
         };
         let error = match (&self.c.error, self.icmp.summary()) {
             (Some(e), Some(i)) => Some(format!("{e}; {i}")),
@@ -387,6 +461,55 @@ fn run_state(started: bool, done: bool) -> &'static str {
 
 fn v4(ip: Ipv4Addr) -> IpAddress {
     IpAddress::Ipv4(ip)
+}
+
+fn ip_of(ep: IpEndpoint) -> Ipv4Addr {
+    match ep.addr {
+        IpAddress::Ipv4(a) => a,
+    }
+}
+
+/// Opens a client's connection to `to` from the address of the NIC that
+/// routes there: (NIC, socket, local port, local address), or what went
+/// wrong and the state to end in.
+fn open_connection(
+    idx: usize,
+    net: &mut Net,
+    to: SocketAddrV4,
+) -> Result<(usize, SocketHandle, u16, Ipv4Addr), (String, &'static str)> {
+    let Some(nic) = net.route(*to.ip()) else {
+        return Err(("network unreachable".into(), "unreachable"));
+    };
+    let local = net.nics[nic].cidr.addr;
+    let (handle, port) = ftp::connect(idx, net, nic, local, to).map_err(|e| (e, "failed"))?;
+    Ok((nic, handle, port, local))
+}
+
+/// Binds a socket made by `new` to UDP `port` on every NIC, for a server;
+/// `None` (and the error noted) when the port is taken.
+fn udp_listen(
+    idx: usize,
+    c: &mut Counters,
+    net: &mut Net,
+    port: u16,
+    new: impl Fn() -> udp::Socket<'static>,
+) -> Option<Vec<(usize, SocketHandle)>> {
+    if port == 0 || !net.ports.reserve(Proto::Udp, port) {
+        c.fail(|| format!("udp port {port} is not available"));
+        return None;
+    }
+    let socks = net
+        .nics
+        .iter_mut()
+        .enumerate()
+        .map(|(i, n)| {
+            let mut sock = new();
+            let _ = sock.bind(port);
+            (i, n.sockets.add(sock))
+        })
+        .collect();
+    net.demux.insert((17, port), idx);
+    Some(socks)
 }
 
 /// A TCP socket with smoltcp's defaults, which include no congestion
@@ -857,17 +980,10 @@ impl UdpEcho {
     }
 
     fn start(&mut self, idx: usize, c: &mut Counters, net: &mut Net) {
-        let port = self.port;
-        if port == 0 || !net.ports.reserve(Proto::Udp, port) {
-            self.failed = true;
-            return c.fail(|| format!("udp port {port} is not available"));
+        match udp_listen(idx, c, net, self.port, || new_udp(0)) {
+            Some(socks) => self.socks = socks,
+            None => self.failed = true,
         }
-        for (i, n) in net.nics.iter_mut().enumerate() {
-            let mut sock = new_udp(0);
-            let _ = sock.bind(port);
-            self.socks.push((i, n.sockets.add(sock)));
-        }
-        net.demux.insert((17, port), idx);
     }
 
     fn step(&mut self, c: &mut Counters, net: &mut Net) -> bool {

@@ -25,6 +25,7 @@ use crate::time::{Duration, Instant};
 use crate::topology::Cidr;
 use crate::trace::{DropReason, What};
 
+pub use apps::valid_nick;
 use apps::AppState;
 use device::NicState;
 use ports::Ports;
@@ -113,6 +114,50 @@ pub enum AppKind {
         transfer: Transfer,
         timeout: Duration,
     },
+    /// Sends one SNMPv2c GetRequest for sysName.0 to `to` (a host or a
+    /// subnet's broadcast address) and counts the GetResponses that arrive
+    /// within `timeout`, from any host.
+    SnmpManager {
+        to: SocketAddrV4,
+        community: String,
+        timeout: Duration,
+    },
+    /// Answers GetRequests for sysName.0 with `sys_name` (its node's name).
+    SnmpAgent {
+        port: u16,
+        community: String,
+        sys_name: String,
+    },
+    /// An IRC server: registers clients and relays PRIVMSG and NOTICE.
+    IrcServer { port: u16 },
+    /// Registers with `nick`; offers a file by DCC SEND (`dcc_send`) and/or
+    /// accepts one (`accept_dcc`); gives up waiting after `timeout`.
+    IrcClient {
+        to: SocketAddrV4,
+        nick: String,
+        dcc_send: Option<DccSend>,
+        accept_dcc: bool,
+        timeout: Duration,
+    },
+    /// Calls `to` (SIP over UDP): INVITE with an SDP offer for RTP on
+    /// `rtp_port`, ACK, an RTP stream both ways for `duration`, BYE.
+    SipCaller {
+        to: SocketAddrV4,
+        rtp_port: u16,
+        duration: Duration,
+    },
+    /// Answers calls on `port` (100 Trying, 180 Ringing, 200 OK with an SDP
+    /// answer for RTP on `rtp_port`), streams RTP until the BYE.
+    SipCallee { port: u16, rtp_port: u16 },
+}
+
+/// A file an IRC client offers by DCC SEND: `size` bytes of the pattern.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DccSend {
+    /// The receiver's nick.
+    pub to: String,
+    pub file: String,
+    pub size: u64,
 }
 
 /// A file a server offers.
@@ -245,6 +290,13 @@ impl Host {
             batch: Vec::new(),
             wakes: BTreeSet::new(),
         }
+    }
+
+    /// What an app found beyond its outcome's counters, in words: an SNMP
+    /// manager's responders (`responders: 192.0.2.2 (b), …`). `None` for an
+    /// unknown name or an app with nothing to add.
+    pub fn app_detail(&self, name: &str) -> Option<String> {
+        self.apps.iter().find(|a| a.name() == name)?.detail()
     }
 
     /// The host's interfaces as configured.

@@ -14,10 +14,10 @@ use std::sync::Arc;
 
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp;
-use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint};
+use smoltcp::wire::{IpEndpoint, IpListenEndpoint};
 
 use super::files::{FileData, Verifier};
-use super::{new_tcp, v4, Counters, Timer};
+use super::{ip_of, new_tcp, v4, Counters, Timer};
 use crate::host::device::IcmpNote;
 use crate::host::ports::Proto;
 use crate::host::{File, FtpMode, Net, Transfer};
@@ -39,18 +39,12 @@ const GREETING: &str = "220 (vsFTPd 3.0.5)";
 /// `connect_from_port_20=YES`).
 const FTP_DATA_PORT: u16 = 20;
 
-fn ip_of(ep: IpEndpoint) -> Ipv4Addr {
-    match ep.addr {
-        IpAddress::Ipv4(a) => a,
-    }
-}
-
 // ---------------------------------------------------------------------------
 // The protocol's texts
 
 /// A line for an error message: at most 80 characters, control characters
 /// escaped.
-fn show(line: &[u8]) -> String {
+pub(crate) fn show(line: &[u8]) -> String {
     let text = String::from_utf8_lossy(line);
     let mut out = String::new();
     for (i, ch) in text.chars().enumerate() {
@@ -369,20 +363,15 @@ impl FtpClient {
     pub(crate) fn start(&mut self, idx: usize, c: &mut Counters, net: &mut Net, cx: &mut Cx<'_>) {
         self.deadline = cx.now + self.timeout;
         self.state = "connecting";
-        let Some(nic) = net.route(*self.to.ip()) else {
-            c.fail(|| "network unreachable".into());
-            return self.finish("unreachable");
-        };
-        let local = net.nics[nic].cidr.addr;
-        match connect(idx, net, nic, local, self.to) {
-            Ok((handle, port)) => {
+        match super::open_connection(idx, net, self.to) {
+            Ok((nic, handle, port, local)) => {
                 self.local = local;
                 self.ctrl = Some((nic, handle));
                 self.ctrl_port = port;
             }
-            Err(e) => {
-                c.fail(|| e);
-                self.finish("failed");
+            Err((why, state)) => {
+                c.fail(|| why);
+                self.finish(state);
             }
         }
     }
@@ -939,7 +928,7 @@ impl FtpClient {
 
 /// Opens a connection from `local` (an ephemeral port) to `to` on NIC `nic`,
 /// routed to app `idx`; the socket and the port.
-fn connect(
+pub(crate) fn connect(
     idx: usize,
     net: &mut Net,
     nic: usize,
@@ -967,7 +956,7 @@ fn connect(
 
 /// Gives up a TCP socket: one that never connected is removed at once, one
 /// that did is closed (FIN; RST if it was aborted) and left to finish.
-fn release(net: &mut Net, nic: usize, handle: SocketHandle, port: Option<(Proto, u16)>) {
+pub(crate) fn release(net: &mut Net, nic: usize, handle: SocketHandle, port: Option<(Proto, u16)>) {
     use tcp::State::*;
     let n = &mut net.nics[nic];
     let s = n.sockets.get_mut::<tcp::Socket>(handle);

@@ -19,7 +19,7 @@ use smoltcp::socket::udp;
 use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint};
 
 use super::files::{FileData, Verifier};
-use super::{v4, Counters, Timer};
+use super::{ip_of, v4, Counters, Timer};
 use crate::host::device::IcmpNote;
 use crate::host::ports::Proto;
 use crate::host::{File, Net, Transfer};
@@ -142,12 +142,6 @@ fn put_data(out: &mut Vec<u8>, block: u16, file: &FileData, offset: u64) -> usiz
 
 fn endpoint(a: SocketAddrV4) -> IpEndpoint {
     IpEndpoint::new(v4(*a.ip()), a.port())
-}
-
-fn ip_of(ep: IpEndpoint) -> Ipv4Addr {
-    match ep.addr {
-        IpAddress::Ipv4(a) => a,
-    }
 }
 
 /// A UDP socket for one transfer: a few packets each way.
@@ -585,17 +579,10 @@ impl TftpServer {
     }
 
     pub(crate) fn start(&mut self, idx: usize, c: &mut Counters, net: &mut Net) {
-        let port = self.port;
-        if port == 0 || !net.ports.reserve(Proto::Udp, port) {
-            self.failed = true;
-            return c.fail(|| format!("udp port {port} is not available"));
+        match super::udp_listen(idx, c, net, self.port, || super::new_udp(0)) {
+            Some(socks) => self.socks = socks,
+            None => self.failed = true,
         }
-        for (i, n) in net.nics.iter_mut().enumerate() {
-            let mut sock = super::new_udp(0);
-            let _ = sock.bind(port);
-            self.socks.push((i, n.sockets.add(sock)));
-        }
-        net.demux.insert((17, port), idx);
     }
 
     pub(crate) fn step(
