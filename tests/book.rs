@@ -128,7 +128,7 @@ enum Command {
 fn parse_conntrack(args: &[&str]) -> Result<Command, String> {
     let (mut file, mut node, mut at) = (None, None, None);
     let (mut list, mut output) = (None::<String>, None::<String>);
-    let (mut stats, mut count, mut events) = (false, false, false);
+    let (mut stats, mut count, mut events, mut expect_events) = (false, false, false, false);
     let mut i = 0;
     while i < args.len() {
         let next = args.get(i + 1).copied();
@@ -151,14 +151,17 @@ fn parse_conntrack(args: &[&str]) -> Result<Command, String> {
             "-o" | "--output" => (output, i) = (Some(value("-o")?), i + 1),
             "-S" | "--stats" => stats = true,
             "-C" | "--count" => count = true,
-            "-E" | "--event" => events = true,
+            "-E" | "--event" => match next {
+                Some("expect") => (expect_events, i) = (true, i + 1),
+                _ => events = true,
+            },
             flag if flag.starts_with('-') => return Err(format!("{flag} is not supported here")),
             path if file.is_none() => file = Some(path.to_string()),
             _ => return Err("`ctsim conntrack` takes one FILE".into()),
         }
         i += 1;
     }
-    let modes = [list.is_some(), stats, count, events];
+    let modes = [list.is_some(), stats, count, events || expect_events];
     let query = if modes.iter().filter(|&&m| m).count() > 1 {
         Err("error: give one of -L, -S, -C and -E".to_string())
     } else if output.as_deref().is_some_and(|o| o != "extended") {
@@ -170,6 +173,8 @@ fn parse_conntrack(args: &[&str]) -> Result<Command, String> {
         Ok(Query::Stats)
     } else if count {
         Ok(Query::Count)
+    } else if expect_events {
+        Ok(Query::ExpectEvents)
     } else if events {
         Ok(Query::Events)
     } else {
@@ -424,10 +429,11 @@ fn execute(command: &Command) -> (String, u8) {
                 Ok(q) => *q,
                 Err(error) => return (format!("{error}\n"), 2),
             };
-            let (sim, at) = match run_to(file, *at, q == Query::Events) {
-                Ok(x) => x,
-                Err(e) => return e,
-            };
+            let (sim, at) =
+                match run_to(file, *at, matches!(q, Query::Events | Query::ExpectEvents)) {
+                    Ok(x) => x,
+                    Err(e) => return e,
+                };
             match ctsim_scenario::conntrack::query(&sim, node, at, q, *extended) {
                 Ok((stdout, stderr)) => (stdout + &stderr, 0),
                 Err(e) => (format!("error: {e}\n"), 2),

@@ -72,9 +72,11 @@ enum Command {
         /// Number of entries (`conntrack -C`).
         #[arg(short = 'C', long = "count")]
         count: bool,
-        /// Every event up to the instant (`conntrack -E`).
-        #[arg(short = 'E', long = "event")]
-        events: bool,
+        /// Every event up to the instant (`conntrack -E`); `-E expect` for
+        /// the expectation events (`conntrack -E expect`).
+        #[arg(short = 'E', long = "event", num_args = 0..=1,
+              default_missing_value = "conntrack", value_name = "TABLE")]
+        events: Option<String>,
         /// Stop inside a packet's walk: the first packet matching FILTER at or
         /// after `--at` that reaches conntrack's confirmation on the router.
         ///
@@ -209,13 +211,15 @@ fn conntrack(
     output: Option<String>,
     stats: bool,
     count: bool,
-    events: bool,
+    events: Option<String>,
     during: Option<String>,
 ) -> ExitCode {
     use ctsim_scenario::conntrack::{query, Query};
     use ctsim_scenario::model::CtTable;
-    let modes =
-        usize::from(list.is_some()) + usize::from(stats) + usize::from(count) + usize::from(events);
+    let modes = usize::from(list.is_some())
+        + usize::from(stats)
+        + usize::from(count)
+        + usize::from(events.is_some());
     if modes > 1 {
         eprintln!("error: give one of -L, -S, -C and -E");
         return ExitCode::from(BAD_INPUT);
@@ -232,8 +236,15 @@ fn conntrack(
         Query::Stats
     } else if count {
         Query::Count
-    } else if events {
-        Query::Events
+    } else if let Some(t) = events.as_deref() {
+        match t {
+            "conntrack" => Query::Events,
+            "expect" => Query::ExpectEvents,
+            other => {
+                eprintln!("error: unknown event table `{other}`: conntrack or expect");
+                return ExitCode::from(BAD_INPUT);
+            }
+        }
     } else {
         match list.as_deref().unwrap_or("conntrack") {
             "conntrack" => Query::List(CtTable::Conntrack),
@@ -258,7 +269,7 @@ fn conntrack(
     }
     let opts = RunOptions {
         until: Some(at),
-        timeline: q == Query::Events,
+        timeline: matches!(q, Query::Events | Query::ExpectEvents),
         ..RunOptions::default()
     };
     let prepared = match ctsim_scenario::run::prepare(&scenario, &source, &opts) {

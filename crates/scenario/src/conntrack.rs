@@ -20,6 +20,8 @@ pub enum Query {
     Count,
     /// `-E`: every event up to the instant.
     Events,
+    /// `-E expect`: every expectation event up to the instant.
+    ExpectEvents,
 }
 
 /// Why a query cannot be answered (bad input: exit status 2).
@@ -109,6 +111,19 @@ pub fn query(
                 format!("conntrack v1.4.7 (conntrack-tools): {n} flow events have been shown.\n");
             (out, err)
         }
+        Query::ExpectEvents => {
+            let mut out = String::new();
+            let mut n = 0;
+            for ev in r.expect_events().iter().filter(|e| e.at <= now(at)) {
+                out.push_str(&ev.line());
+                out.push('\n');
+                n += 1;
+            }
+            let err = format!(
+                "conntrack v1.4.7 (conntrack-tools): {n} expectation events have been shown.\n"
+            );
+            (out, err)
+        }
         _ => read_table(table, q, opts, now(at)),
     })
 }
@@ -131,7 +146,7 @@ fn read_table(
         Query::List(t) => table.conntrack_l(table_of(t), &Filter::default(), opts, now),
         Query::Stats => (table.stats().conntrack_s(), String::new()),
         Query::Count => (table.conntrack_c(), String::new()),
-        Query::Events => (String::new(), String::new()),
+        Query::Events | Query::ExpectEvents => (String::new(), String::new()),
     }
 }
 
@@ -173,7 +188,7 @@ pub fn query_during(
     q: Query,
     extended: bool,
 ) -> Result<DuringOutcome, QueryError> {
-    if q == Query::Events {
+    if matches!(q, Query::Events | Query::ExpectEvents) {
         return Err(QueryError::EventsDuring);
     }
     let filter = ctsim_packet::Filter::parse(filter)

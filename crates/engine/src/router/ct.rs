@@ -69,6 +69,8 @@ pub(super) struct Ct {
     pub table: Conntrack,
     /// Every event so far, when kept (for `ctsim conntrack -E`).
     pub events: Vec<Event>,
+    /// Every expectation event so far, when kept (`-E expect`).
+    pub expect_events: Vec<ctsim_conntrack::ExpectEvent>,
     keep_events: bool,
     /// The earliest timer wake-up pending in the queue.
     wake: Option<Instant>,
@@ -79,6 +81,7 @@ impl Ct {
         Ct {
             table,
             events: Vec::new(),
+            expect_events: Vec::new(),
             keep_events,
             wake: None,
         }
@@ -269,6 +272,9 @@ pub(super) fn flush(ct: &mut Option<Ct>, cx: &mut Cx<'_>) {
     while let Some(ev) = c.table.poll_expect_event() {
         if cx.tracing() {
             cx.record_text(What::Conntrack, ev.line());
+        }
+        if c.keep_events {
+            c.expect_events.push(ev);
         }
     }
     while let Some(log) = c.table.poll_log() {

@@ -221,6 +221,12 @@ impl Router {
         self.ct.as_ref().map_or(&[], |c| c.events.as_slice())
     }
 
+    /// Every expectation event so far (`conntrack -E expect`), when events
+    /// are kept.
+    pub fn expect_events(&self) -> &[ctsim_conntrack::ExpectEvent] {
+        self.ct.as_ref().map_or(&[], |c| c.expect_events.as_slice())
+    }
+
     /// Arms `probe` (replacing one not yet fired, and forgetting what an
     /// earlier one saw). A router without conntrack never fires it.
     pub fn arm_probe(&mut self, probe: Probe) {
