@@ -174,3 +174,25 @@ fn dnat_in_output_redirects_the_routers_own_connection() {
     assert_eq!((c.state.as_str(), c.bytes_received), ("closed", 5), "{c:?}");
     assert_eq!(find(&out, "sshd").requests, 1);
 }
+
+/// The router's own datagram to its LAN's broadcast address leaves through
+/// the LAN interface (the local table's broadcast route) and reaches the
+/// host there, which answers. (udp-sender counts only answers from the
+/// address it sent to, so the unicast answer is not its reply.)
+#[test]
+fn a_routers_broadcast_reaches_the_subnet() {
+    let sender = app(
+        "query",
+        10,
+        AppKind::UdpSender {
+            to: SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 255), 7),
+            count: 1,
+            size: 16,
+            interval: Duration::from_secs(1),
+        },
+    );
+    let echo = app("echo", 0, AppKind::UdpEcho { port: 7 });
+    let out = run(vec![echo], ACCEPT, vec![sender]);
+    let e = find(&out, "echo");
+    assert_eq!((e.requests, e.replies), (1, 1), "{e:?}");
+}

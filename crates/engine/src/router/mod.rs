@@ -357,7 +357,14 @@ impl Router {
         };
         let new_dst = Ipv4Packet::new_unchecked(&packet[..]).dst_addr();
         let reroute = new_dst != dst;
-        let decision = self.route(cx, new_dst);
+        let mut decision = self.route(cx, new_dst);
+        // A subnet's broadcast address (the router's own pings and SNMP
+        // queries to 192.0.2.255) leaves through that subnet's interface.
+        if let (Decision::Local(Local::Broadcast), Some(r)) =
+            (&decision, self.routes.lookup(new_dst))
+        {
+            decision = Decision::Forward { port: r.port };
+        }
         if reroute || !matches!(decision, Decision::Forward { .. }) {
             match decision {
                 Decision::Forward { port: p } => {
