@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 use crate::diag::{from_yaml_error, Diagnostic, Report, Source, Span, Spanned};
 use crate::model::file::{
-    AppFile, AppRun, CheckFile, CommandFile, EventFile, FileContent, KindKeys, LinkFile, NamedMap,
-    PacketFile, ScenarioFile, ServerModeName, CHECK_KINDS, CHECK_SELECTORS,
+    AppFile, AppRun, CheckFile, CommandFile, DccSendFile, EventFile, FileContent, KindKeys,
+    LinkFile, NamedMap, PacketFile, ScenarioFile, ServerModeName, CHECK_KINDS, CHECK_SELECTORS,
 };
 use crate::model::values::{Probability, Target};
 use crate::model::{
-    AdminCommand, App, AppKind, Check, CheckKind, CountRange, CtStat, CtTable, Event, FileTransfer,
-    FtpMode, Host, Interface, Link, LinkEnd, LinkParams, Packet, PacketKind, Payload, Route,
-    Router, Scenario, ServedFile, ServerMode, TableAssert, Tool, Which,
+    AdminCommand, App, AppKind, Check, CheckKind, CountRange, CtStat, CtTable, DccOffer, Event,
+    FileTransfer, FtpMode, Host, Interface, Link, LinkEnd, LinkParams, Packet, PacketKind, Payload,
+    Route, Router, Scenario, ServedFile, ServerMode, TableAssert, Tool, Which,
 };
 use crate::validate;
 
@@ -587,6 +587,77 @@ impl Builder<'_> {
         FileTransfer::List
     }
 
+    /// `community:`, default `public`: printable ASCII, as snmpd's configuration takes it.
+    fn community(&mut self, c: &Option<Spanned<String>>) -> String {
+        let Some(c) = c else {
+            return "public".into();
+        };
+        if c.value.is_empty() || !c.value.bytes().all(|b| b.is_ascii_graphic()) {
+            self.err(
+                Diagnostic::new(format!("`{}` cannot be a community", c.value))
+                    .label(c.span, "empty, or not printable ASCII")
+                    .help("write a word such as `public` (no spaces)"),
+            );
+        }
+        c.value.clone()
+    }
+
+    /// An IRC nickname (RFC 2812).
+    fn nick(&mut self, n: &Spanned<String>) -> String {
+        if !ctsim_engine::host::valid_nick(&n.value) {
+            self.err(
+                Diagnostic::new(format!("`{}` is not an IRC nickname", n.value))
+                    .label(n.span, "not a nickname")
+                    .help("a letter or one of []\\`_^{|} first, then letters, digits, those or `-`; at most 30"),
+            );
+        }
+        n.value.clone()
+    }
+
+    /// `dcc-send: { to, file, size }` of the client `nick`.
+    fn dcc_offer(&mut self, d: &DccSendFile, nick: &str) -> DccOffer {
+        let to = self.nick(&d.to);
+        if to.eq_ignore_ascii_case(nick) {
+            self.err(
+                Diagnostic::new(format!("`{nick}` cannot offer a file to itself"))
+                    .label(d.to.span, "the client's own nick")
+                    .help("name the nick of the irc-client that has `accept-dcc: true`"),
+            );
+        }
+        let f = &d.file;
+        let bad = f.value.is_empty()
+            || f.value.contains(['/', ' ', '"'])
+            || f.value.chars().any(char::is_control);
+        if bad {
+            self.err(
+                Diagnostic::new(format!("`{}` cannot be a DCC file name", f.value))
+                    .label(
+                        f.span,
+                        "empty, or with a space, quote, slash or control character",
+                    )
+                    .help("give a plain name such as `report.pdf`"),
+            );
+        }
+        DccOffer {
+            to,
+            file: f.value.clone(),
+            size: d.size.value,
+        }
+    }
+
+    /// `rtp-port:`, default 16384: even, as RFC 3550 wants (RTCP takes the odd one above).
+    fn rtp_port(&mut self, p: &Option<Spanned<u16>>) -> u16 {
+        let Some(p) = p else { return 16384 };
+        if p.value == 0 || p.value % 2 == 1 {
+            self.err(
+                Diagnostic::new(format!("RTP cannot use port {}", p.value))
+                    .label(p.span, "zero or odd")
+                    .help("RTP takes an even port (RFC 3550), RTCP the odd one above it: e.g. `16384`"),
+            );
+        }
+        p.value
+    }
+
     fn app(&mut self, a: Spanned<AppFile>) -> App {
         let span = a.span;
         let a = a.value;
@@ -870,6 +941,52 @@ impl Builder<'_> {
                     timeout: a.timeout.as_ref().map(|t| t.value),
                 }
             }
+            AppRun::SnmpManager => AppKind::SnmpManager {
+                to: self.server(&a.to, 161),
+                community: self.community(&a.community),
+                timeout: a.timeout.as_ref().map(|t| t.value),
+            },
+            AppRun::SnmpAgent => AppKind::SnmpAgent {
+                port: if a.port.is_some() { port(self) } else { 161 },
+                community: self.community(&a.community),
+            },
+            AppRun::IrcServer => AppKind::IrcServer {
+                port: if a.port.is_some() { port(self) } else { 6667 },
+            },
+            AppRun::IrcClient => {
+                let nick = a.nick.as_ref().map_or(String::new(), |n| self.nick(n));
+                let dcc_send = a.dcc_send.as_ref().map(|d| self.dcc_offer(&d.value, &nick));
+                AppKind::IrcClient {
+                    to: self.server(&a.to, 6667),
+                    nick,
+                    dcc_send,
+                    accept_dcc: a.accept_dcc.as_ref().is_some_and(|b| b.value),
+                    timeout: a.timeout.as_ref().map(|t| t.value),
+                }
+            }
+            AppRun::SipCaller => {
+                let duration = match &a.duration {
+                    Some(d) if d.value == crate::model::Duration::ZERO => {
+                        self.err(
+                            Diagnostic::new("a call of 0s sends no RTP")
+                                .label(d.span, "no time to talk")
+                                .help("give the call a length, e.g. `duration: 2s`"),
+                        );
+                        d.value
+                    }
+                    Some(d) => d.value,
+                    None => crate::model::Duration::from_secs(2),
+                };
+                AppKind::SipCaller {
+                    to: self.server(&a.to, 5060),
+                    rtp_port: self.rtp_port(&a.rtp_port),
+                    duration,
+                }
+            }
+            AppRun::SipCallee => AppKind::SipCallee {
+                port: if a.port.is_some() { port(self) } else { 5060 },
+                rtp_port: self.rtp_port(&a.rtp_port),
+            },
         };
         App {
             name: a.name,

@@ -100,7 +100,8 @@ pub fn app_names(s: &Scenario) -> Vec<String> {
         .collect()
 }
 
-fn app_kind(k: &model::AppKind) -> host::AppKind {
+/// The engine's app for `k`, running on the node named `node`.
+fn app_kind(k: &model::AppKind, node: &str) -> host::AppKind {
     use model::AppKind as M;
     match k {
         M::TcpServer { port, mode } => host::AppKind::TcpServer {
@@ -196,6 +197,51 @@ fn app_kind(k: &model::AppKind) -> host::AppKind {
             to: *to,
             transfer: transfer(t),
             timeout: timeout.map_or(ctsim_engine::Duration::from_secs(300), duration),
+        },
+        M::SnmpManager {
+            to,
+            community,
+            timeout,
+        } => host::AppKind::SnmpManager {
+            to: *to,
+            community: community.clone(),
+            timeout: timeout.map_or(ctsim_engine::Duration::from_secs(3), duration),
+        },
+        M::SnmpAgent { port, community } => host::AppKind::SnmpAgent {
+            port: *port,
+            community: community.clone(),
+            sys_name: node.to_string(),
+        },
+        M::IrcServer { port } => host::AppKind::IrcServer { port: *port },
+        M::IrcClient {
+            to,
+            nick,
+            dcc_send,
+            accept_dcc,
+            timeout,
+        } => host::AppKind::IrcClient {
+            to: *to,
+            nick: nick.clone(),
+            dcc_send: dcc_send.as_ref().map(|d| host::DccSend {
+                to: d.to.clone(),
+                file: d.file.clone(),
+                size: d.size,
+            }),
+            accept_dcc: *accept_dcc,
+            timeout: timeout.map_or(ctsim_engine::Duration::from_secs(60), duration),
+        },
+        M::SipCaller {
+            to,
+            rtp_port,
+            duration: d,
+        } => host::AppKind::SipCaller {
+            to: *to,
+            rtp_port: *rtp_port,
+            duration: duration(*d),
+        },
+        M::SipCallee { port, rtp_port } => host::AppKind::SipCallee {
+            port: *port,
+            rtp_port: *rtp_port,
         },
     }
 }
@@ -414,7 +460,7 @@ fn node_apps(s: &Scenario, names: &[String], name: &str) -> Vec<host::App> {
         .map(|(a, n)| host::App {
             name: n.clone(),
             at: instant(a.at),
-            kind: app_kind(&a.kind),
+            kind: app_kind(&a.kind, &a.on.value),
         })
         .collect()
 }

@@ -241,9 +241,62 @@ pub enum AppKind {
         transfer: FileTransfer,
         timeout: Option<Duration>,
     },
+    /// One SNMPv2c GetRequest for sysName.0 to a host or a subnet's broadcast address.
+    SnmpManager {
+        to: SocketAddrV4,
+        community: String,
+        /// How long to collect responses (default 3s).
+        timeout: Option<Duration>,
+    },
+    /// Answers sysName.0 with the name of the node it runs on.
+    SnmpAgent {
+        port: u16,
+        community: String,
+    },
+    IrcServer {
+        port: u16,
+    },
+    IrcClient {
+        to: SocketAddrV4,
+        nick: String,
+        dcc_send: Option<DccOffer>,
+        accept_dcc: bool,
+        /// How long to wait for registration, an offer and the transfer (default 60s).
+        timeout: Option<Duration>,
+    },
+    SipCaller {
+        to: SocketAddrV4,
+        rtp_port: u16,
+        duration: Duration,
+    },
+    SipCallee {
+        port: u16,
+        rtp_port: u16,
+    },
+}
+
+/// A file an IRC client offers by DCC SEND: `size` bytes of the pattern, to the client `to`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DccOffer {
+    pub to: String,
+    pub file: String,
+    pub size: u64,
 }
 
 impl AppKind {
+    /// Whether this kind's outcome counts replies: echo replies, datagrams, GetResponses, or RTP
+    /// packets received.
+    pub fn counts_replies(&self) -> bool {
+        matches!(
+            self,
+            AppKind::Ping { .. }
+                | AppKind::UdpSender { .. }
+                | AppKind::SnmpManager { .. }
+                | AppKind::SipCaller { .. }
+                | AppKind::SipCallee { .. }
+        )
+    }
+
     /// The `run:` name.
     pub fn run_name(&self) -> &'static str {
         match self {
@@ -256,6 +309,12 @@ impl AppKind {
             AppKind::FtpClient { .. } => "ftp-client",
             AppKind::TftpServer { .. } => "tftp-server",
             AppKind::TftpClient { .. } => "tftp-client",
+            AppKind::SnmpManager { .. } => "snmp-manager",
+            AppKind::SnmpAgent { .. } => "snmp-agent",
+            AppKind::IrcServer { .. } => "irc-server",
+            AppKind::IrcClient { .. } => "irc-client",
+            AppKind::SipCaller { .. } => "sip-caller",
+            AppKind::SipCallee { .. } => "sip-callee",
         }
     }
 }

@@ -6,9 +6,7 @@ use std::net::Ipv4Addr;
 
 use crate::diag::{closest, Diagnostic, Source, Span, Spanned};
 use crate::model::values::Probability;
-use crate::model::{
-    App, AppKind, CheckKind, Cidr, Host, Interface, Link, LinkEnd, Router, Scenario, Tool,
-};
+use crate::model::{App, CheckKind, Cidr, Host, Interface, Link, LinkEnd, Router, Scenario, Tool};
 use ctsim_engine::router::netfilter::TableKind;
 
 /// Every semantic problem of `s`, in no particular order (a [`crate::diag::Report`] sorts them).
@@ -694,41 +692,39 @@ impl<'a> V<'a> {
         for c in &self.s.checks {
             match &c.kind {
                 CheckKind::App { app, .. } if !app.span.is_known() => {}
-                CheckKind::App { app, replies, .. } => match self
-                    .apps
-                    .get(app.value.as_str())
-                    .copied()
-                {
-                    None => {
-                        let known: Vec<&str> = self
-                            .s
-                            .apps
-                            .iter()
-                            .filter_map(|a| a.name.as_ref().map(|n| n.value.as_str()))
-                            .collect();
-                        let none = known.is_empty();
-                        let mut d = unknown("app", &app.value, app.span, known.into_iter());
-                        if none {
-                            d = d.help("no app has a `name:`; name the app: `{ …, name: upload }`");
+                CheckKind::App { app, replies, .. } => {
+                    match self.apps.get(app.value.as_str()).copied() {
+                        None => {
+                            let known: Vec<&str> = self
+                                .s
+                                .apps
+                                .iter()
+                                .filter_map(|a| a.name.as_ref().map(|n| n.value.as_str()))
+                                .collect();
+                            let none = known.is_empty();
+                            let mut d = unknown("app", &app.value, app.span, known.into_iter());
+                            if none {
+                                d = d.help(
+                                    "no app has a `name:`; name the app: `{ …, name: upload }`",
+                                );
+                            }
+                            self.err(d);
                         }
-                        self.err(d);
-                    }
-                    Some(a) => {
-                        if replies.is_some()
-                            && !matches!(a.kind, AppKind::Ping { .. } | AppKind::UdpSender { .. })
-                        {
-                            self.err(
-                                Diagnostic::new(format!(
+                        Some(a) => {
+                            if replies.is_some() && !a.kind.counts_replies() {
+                                self.err(
+                                    Diagnostic::new(format!(
                                     "`replies` counts answers to ping and udp-sender; `{}` is a {}",
                                     app.value,
                                     a.kind.run_name()
                                 ))
-                                .label(app.span, "this app gets no replies")
-                                .help("for TCP apps check `bytes-received`"),
-                            );
+                                    .label(app.span, "this app gets no replies")
+                                    .help("for TCP apps check `bytes-received`"),
+                                );
+                            }
                         }
                     }
-                },
+                }
                 CheckKind::Received { on, .. } | CheckKind::Seen { on, .. } => self.node_exists(on),
                 CheckKind::Dropped { link, .. } => self.link_exists(link),
                 CheckKind::Table { on, .. }

@@ -1,6 +1,9 @@
 //! The FTP and TFTP apps in scenario files: what loads, what each mistake
 //! reports and where, and a run of both through a router.
 
+mod common;
+
+use common::expect_err;
 use ctsim_scenario::load::load;
 use ctsim_scenario::model::{AppKind, FileTransfer, FtpMode, Payload, ServedFile};
 use ctsim_scenario::run::{self, RunOptions};
@@ -19,24 +22,6 @@ links:
 
 fn with(extra: &str) -> String {
     format!("{BASE}{extra}")
-}
-
-/// Asserts the report points at the first occurrence of `at` in the file
-/// (its line and column) and contains every text.
-#[track_caller]
-fn expect_err(yaml: &str, at: &str, texts: &[&str]) {
-    let out = match load("file.yaml", yaml) {
-        Ok(_) => panic!("expected an error, but this loaded:\n{yaml}"),
-        Err(r) => r.render(false),
-    };
-    let offset = yaml.find(at).expect("the marker is in the file");
-    let line = yaml[..offset].matches('\n').count() + 1;
-    let col = offset - yaml[..offset].rfind('\n').map_or(0, |k| k + 1) + 1;
-    let at = format!("file.yaml:{line}:{col}]");
-    assert!(out.contains(&at), "expected {at} in:\n{out}");
-    for t in texts {
-        assert!(out.contains(t), "expected {t:?} in:\n{out}");
-    }
 }
 
 const APPS: &str = r#"apps:

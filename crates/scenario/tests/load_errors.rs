@@ -952,7 +952,7 @@ fn schema_has_descriptions_and_kinds() {
     assert!(text.contains("reorder-delay"));
     let app = &schema["$defs"]["App"];
     assert_eq!(app["additionalProperties"], false);
-    assert_eq!(app["oneOf"].as_array().unwrap().len(), 9);
+    assert_eq!(app["oneOf"].as_array().unwrap().len(), 15);
 }
 
 #[test]

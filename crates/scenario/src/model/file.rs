@@ -193,11 +193,13 @@ pub struct AppFile {
     /// The host it runs on.
     pub on: Spanned<String>,
     /// The program: `tcp-server`, `tcp-client`, `udp-echo`, `udp-sender`, `ping`, `ftp-server`,
-    /// `ftp-client`, `tftp-server` or `tftp-client`.
+    /// `ftp-client`, `tftp-server`, `tftp-client`, `snmp-manager`, `snmp-agent`, `irc-server`,
+    /// `irc-client`, `sip-caller` or `sip-callee`.
     pub run: Spanned<AppRun>,
     /// Name used by checks (`app: NAME`).
     pub name: Option<Spanned<String>>,
-    /// (tcp-server, udp-echo) Port to listen on; (ftp-server, tftp-server) default 21, 69.
+    /// (tcp-server, udp-echo) Port to listen on; (ftp-server, tftp-server, snmp-agent,
+    /// irc-server, sip-callee) default 21, 69, 161, 6667, 5060.
     pub port: Option<Spanned<u16>>,
     /// (tcp-server) What to do with a connection: `echo` (default), `discard`, or `send` (`bytes:`
     /// bytes); (ftp-client) how data connections open: `passive` (PASV, default), `active` (PORT),
@@ -206,7 +208,9 @@ pub struct AppFile {
     /// (tcp-server, with `mode: send`) How many bytes to send on each connection.
     pub bytes: Option<Spanned<u64>>,
     /// (tcp-client, udp-sender) `address:port`; (ping) address; (ftp-client, tftp-client) the
-    /// server, `address` or `address:port`.
+    /// server, `address` or `address:port`; (snmp-manager) the agent or a subnet's broadcast
+    /// address, port 161 unless given; (irc-client, sip-caller) the server or callee, port 6667
+    /// or 5060 unless given.
     pub to: Option<Spanned<Target>>,
     /// (tcp-client) Number of bytes to send.
     pub send: Option<Spanned<u64>>,
@@ -219,7 +223,9 @@ pub struct AppFile {
     /// (tcp-client) How to end: `close` (FIN, default), `abort` (RST) or `none` (stay open).
     pub close: Option<Spanned<CloseMode>>,
     /// (tcp-client, ftp-client, tftp-client) Give up after this long (default 60s, 300s, 300s);
-    /// (ftp-server) how long to wait for a data connection before replying 425 (default 60s).
+    /// (ftp-server) how long to wait for a data connection before replying 425 (default 60s);
+    /// (snmp-manager) how long to collect responses (default 3s); (irc-client) how long to wait for
+    /// the welcome, an offer and the transfer (default 60s).
     pub timeout: Option<Spanned<Duration>>,
     /// (udp-sender, ping) Number of datagrams or echo requests. Default 1.
     pub count: Option<Spanned<u32>>,
@@ -249,6 +255,31 @@ pub struct AppFile {
     /// (ftp-client) Several transfers on one login, in order, each `{ get: … }`, `{ put: … }` or
     /// `{ list: true }` with the keys that go with it.
     pub commands: Option<Spanned<Vec<Spanned<CommandFile>>>>,
+    /// (snmp-manager, snmp-agent) The SNMPv2c community. Default `public`.
+    pub community: Option<Spanned<String>>,
+    /// (irc-client) The nickname to register.
+    pub nick: Option<Spanned<String>>,
+    /// (irc-client) Offer a file by DCC SEND once registered: `{ to: NICK, file: NAME, size: N }`.
+    pub dcc_send: Option<Spanned<DccSendFile>>,
+    /// (irc-client) `true`: accept a DCC SEND offer, connect to the offered address and receive.
+    pub accept_dcc: Option<Spanned<bool>>,
+    /// (sip-caller, sip-callee) The even UDP port for RTP, announced in SDP. Default 16384.
+    pub rtp_port: Option<Spanned<u16>>,
+    /// (sip-caller) How long the call lasts once answered. Default 2s.
+    pub duration: Option<Spanned<Duration>>,
+}
+
+/// `dcc-send:` of an irc-client.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(rename = "DccSend")]
+pub struct DccSendFile {
+    /// The receiving client's nick.
+    pub to: Spanned<String>,
+    /// The file's name in the offer (no spaces or slashes).
+    pub file: Spanned<String>,
+    /// Its size in bytes of the pattern.
+    pub size: Spanned<u64>,
 }
 
 /// One FTP transfer in `commands:`.
@@ -326,6 +357,12 @@ pub enum AppRun {
     FtpClient,
     TftpServer,
     TftpClient,
+    SnmpManager,
+    SnmpAgent,
+    IrcServer,
+    IrcClient,
+    SipCaller,
+    SipCallee,
 }
 
 impl AppRun {
@@ -340,6 +377,12 @@ impl AppRun {
             AppRun::FtpClient => "ftp-client",
             AppRun::TftpServer => "tftp-server",
             AppRun::TftpClient => "tftp-client",
+            AppRun::SnmpManager => "snmp-manager",
+            AppRun::SnmpAgent => "snmp-agent",
+            AppRun::IrcServer => "irc-server",
+            AppRun::IrcClient => "irc-client",
+            AppRun::SipCaller => "sip-caller",
+            AppRun::SipCallee => "sip-callee",
         }
     }
 
@@ -464,6 +507,36 @@ pub const APP_KINDS: &[KindKeys] = &[
         required: &["to"],
         optional: &["get", "put", "expect", "size", "text", "timeout"],
     },
+    KindKeys {
+        kind: "snmp-manager",
+        required: &["to"],
+        optional: &["community", "timeout"],
+    },
+    KindKeys {
+        kind: "snmp-agent",
+        required: &[],
+        optional: &["port", "community"],
+    },
+    KindKeys {
+        kind: "irc-server",
+        required: &[],
+        optional: &["port"],
+    },
+    KindKeys {
+        kind: "irc-client",
+        required: &["to", "nick"],
+        optional: &["dcc-send", "accept-dcc", "timeout"],
+    },
+    KindKeys {
+        kind: "sip-caller",
+        required: &["to"],
+        optional: &["rtp-port", "duration"],
+    },
+    KindKeys {
+        kind: "sip-callee",
+        required: &[],
+        optional: &["port", "rtp-port"],
+    },
 ];
 
 impl AppFile {
@@ -477,7 +550,9 @@ impl AppFile {
            text => "text", expect => "expect", close => "close", timeout => "timeout",
            count => "count", size => "size", interval => "interval", ttl => "ttl",
            files => "files", pasv_ports => "pasv-ports", user => "user", password => "password",
-           get => "get", put => "put", list => "list", commands => "commands");
+           get => "get", put => "put", list => "list", commands => "commands",
+           community => "community", nick => "nick", dcc_send => "dcc-send",
+           accept_dcc => "accept-dcc", rtp_port => "rtp-port", duration => "duration");
         v
     }
 }
