@@ -714,7 +714,7 @@ impl<'a> V<'a> {
                             if replies.is_some() && !a.kind.counts_replies() {
                                 self.err(
                                     Diagnostic::new(format!(
-                                    "`replies` counts answers to ping and udp-sender; `{}` is a {}",
+                                    "`replies` counts answers to ping, udp-sender and snmp-manager, and RTP packets received by sip-caller and sip-callee; `{}` is a {}",
                                     app.value,
                                     a.kind.run_name()
                                 ))
