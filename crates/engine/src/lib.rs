@@ -17,6 +17,7 @@ pub mod raw;
 pub mod rng;
 pub mod router;
 pub mod sim;
+pub mod switch;
 pub mod time;
 pub mod topology;
 pub mod trace;

@@ -54,6 +54,12 @@ pub fn dot(s: &Scenario) -> String {
             g.add_node(format!("{}\nrouter", r.name.value)),
         );
     }
+    for sw in &s.switches {
+        index.insert(
+            sw.name.value.clone(),
+            g.add_node(format!("{}\nswitch", sw.name.value)),
+        );
+    }
     for l in &s.links {
         let [a, b] = &l.ends;
         let (Some(&ia), Some(&ib)) = (index.get(&a.node), index.get(&b.node)) else {

@@ -12,7 +12,7 @@ use crate::model::values::{Probability, Target};
 use crate::model::{
     AdminCommand, App, AppKind, Check, CheckKind, CountRange, CtStat, CtTable, DccOffer, Event,
     FileTransfer, FtpMode, Host, Interface, Link, LinkEnd, LinkParams, Packet, PacketKind, Payload,
-    Route, Router, Scenario, ServedFile, ServerMode, TableAssert, Tool, Which,
+    Route, Router, Scenario, ServedFile, ServerMode, Switch, TableAssert, Tool, Which,
 };
 use crate::validate;
 
@@ -211,7 +211,27 @@ pub fn build(source: &Source, f: ScenarioFile, errors: &mut Vec<Diagnostic>) -> 
         })
         .collect();
 
-    let nodes = validate::Nodes::new(&hosts, &routers);
+    let switches: Vec<Switch> = f
+        .switches
+        .unwrap_or_default()
+        .0
+        .into_iter()
+        .map(|(name, sw)| {
+            let n = sw.ports.value;
+            if !(2..=64).contains(&n) {
+                b.err(
+                    Diagnostic::new(format!("a switch has 2 to 64 ports, not {n}"))
+                        .label(sw.ports.span, "out of range")
+                        .help("`ports: 4` gives ports p0 to p3"),
+                );
+            }
+            let ports = (0..n.min(64))
+                .map(|i| Spanned::new(format!("p{i}"), sw.ports.span))
+                .collect();
+            Switch { name, ports }
+        })
+        .collect();
+    let nodes = validate::Nodes::new(&hosts, &routers, &switches);
     let links = f
         .links
         .unwrap_or_default()
@@ -241,6 +261,7 @@ pub fn build(source: &Source, f: ScenarioFile, errors: &mut Vec<Diagnostic>) -> 
         until: f.until,
         hosts,
         routers,
+        switches,
         links,
         apps: f
             .apps

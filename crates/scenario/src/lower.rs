@@ -483,6 +483,12 @@ type PortIndex<'a> = BTreeMap<(&'a str, &'a str), u16>;
 fn port_index(s: &Scenario) -> PortIndex<'_> {
     let hosts = s.hosts.iter().map(|h| (&h.name.value, &h.interfaces));
     let routers = s.routers.iter().map(|r| (&r.name.value, &r.interfaces));
+    let switch_ports = s.switches.iter().flat_map(|sw| {
+        sw.ports
+            .iter()
+            .enumerate()
+            .map(move |(i, p)| ((sw.name.value.as_str(), p.value.as_str()), i as u16))
+    });
     hosts
         .chain(routers)
         .flat_map(|(node, ifs)| {
@@ -490,6 +496,7 @@ fn port_index(s: &Scenario) -> PortIndex<'_> {
                 .enumerate()
                 .map(move |(i, iface)| ((node.as_str(), iface.name.value.as_str()), i as u16))
         })
+        .chain(switch_ports)
         .collect()
 }
 
@@ -595,6 +602,21 @@ pub fn lower(
         nodes.insert(
             r.name.value.clone(),
             b.add_node(&r.name.value, ports(&r.interfaces), node),
+        );
+    }
+    for sw in &s.switches {
+        let ports = sw
+            .ports
+            .iter()
+            .map(|p| PortSpec {
+                name: p.value.clone(),
+                addr: None,
+            })
+            .collect();
+        let node = Box::new(ctsim_engine::switch::Switch::new());
+        nodes.insert(
+            sw.name.value.clone(),
+            b.add_node(&sw.name.value, ports, node),
         );
     }
     let port_of = |end: &model::LinkEnd| -> Option<(NodeId, u16)> {

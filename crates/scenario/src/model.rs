@@ -30,6 +30,7 @@ pub struct Scenario {
     /// Hosts and routers in file order (hosts first).
     pub hosts: Vec<Host>,
     pub routers: Vec<Router>,
+    pub switches: Vec<Switch>,
     pub links: Vec<Link>,
     pub apps: Vec<App>,
     pub packets: Vec<Packet>,
@@ -110,6 +111,13 @@ pub struct Router {
     /// Whether the router tracks connections (`conntrack: off` turns it off), with the span of
     /// the setting when written.
     pub conntrack: Spanned<bool>,
+}
+
+/// A learning switch and its ports (`p0`, `p1`, …, with the span of `ports:`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Switch {
+    pub name: Spanned<String>,
+    pub ports: Vec<Spanned<String>>,
 }
 
 /// A static route; `to: default` is `0.0.0.0/0`.

@@ -6,7 +6,9 @@ use std::net::Ipv4Addr;
 
 use crate::diag::{closest, Diagnostic, Source, Span, Spanned};
 use crate::model::values::Probability;
-use crate::model::{App, CheckKind, Cidr, Host, Interface, Link, LinkEnd, Router, Scenario, Tool};
+use crate::model::{
+    App, CheckKind, Cidr, Host, Interface, Link, LinkEnd, Router, Scenario, Switch, Tool,
+};
 use ctsim_engine::router::netfilter::TableKind;
 
 /// Every semantic problem of `s`, in no particular order (a [`crate::diag::Report`] sorts them).
@@ -14,7 +16,7 @@ pub fn validate(source: &Source, s: &Scenario) -> Vec<Diagnostic> {
     let mut v = V {
         source,
         s,
-        nodes: Nodes::new(&s.hosts, &s.routers),
+        nodes: Nodes::new(&s.hosts, &s.routers, &s.switches),
         links: HashMap::new(),
         apps: HashMap::new(),
         packets: HashMap::new(),
@@ -87,16 +89,25 @@ pub struct Nodes<'a> {
     /// (node, interface) pairs, so resolving a link end does not scan a
     /// router's interfaces (a generated benchmark router has 20,000).
     ports: HashSet<(&'a str, &'a str)>,
+    switches: HashMap<&'a str, &'a Switch>,
 }
 
 impl<'a> Nodes<'a> {
-    pub fn new(hosts: &'a [Host], routers: &'a [Router]) -> Self {
+    pub fn new(hosts: &'a [Host], routers: &'a [Router], switches: &'a [Switch]) -> Self {
         let mut n = Nodes {
             hosts: HashMap::new(),
             routers: HashMap::new(),
+            switches: HashMap::new(),
             names: Vec::new(),
             ports: HashSet::new(),
         };
+        for sw in switches {
+            n.switches.entry(sw.name.value.as_str()).or_insert(sw);
+            n.names.push(&sw.name.value);
+            let name = sw.name.value.as_str();
+            n.ports
+                .extend(sw.ports.iter().map(|p| (name, p.value.as_str())));
+        }
         for h in hosts {
             n.hosts.entry(h.name.value.as_str()).or_insert(h);
             n.names.push(&h.name.value);
@@ -125,6 +136,9 @@ impl<'a> Nodes<'a> {
     pub fn router(&self, name: &str) -> Option<&'a Router> {
         self.routers.get(name).copied()
     }
+    pub fn switch(&self, name: &str) -> Option<&'a Switch> {
+        self.switches.get(name).copied()
+    }
     /// The interfaces of a host or router (a host wins if both have the name).
     pub fn interfaces(&self, name: &str) -> Option<&'a [Interface]> {
         self.host(name)
@@ -148,6 +162,28 @@ pub fn resolve_end(
         None => (text, None),
     };
     let node_span = source.sub_span(written, 0..node.len());
+    if let Some(sw) = nodes.switch(node) {
+        let ports = || {
+            let last = sw.ports.len().saturating_sub(1);
+            format!("`{node}` has ports p0 to p{last}")
+        };
+        return match iface {
+            Some(i) if nodes.has_interface(node, i) => Ok(LinkEnd {
+                node: node.to_string(),
+                iface: i.to_string(),
+                written: written.clone(),
+            }),
+            Some(i) => {
+                let span = source.sub_span(written, node.len() + 1..text.len());
+                Err(Diagnostic::new(format!("`{node}` has no port `{i}`"))
+                    .label(span, "unknown port")
+                    .help(ports()))
+            }
+            None => Err(Diagnostic::new(format!("which port of switch `{node}`?"))
+                .label(node_span, "a switch")
+                .help(format!("write `{node}.p0` ({})", ports()))),
+        };
+    }
     let Some(ifaces) = nodes.interfaces(node) else {
         return Err(unknown("node", node, node_span, nodes.names()));
     };
@@ -250,6 +286,17 @@ impl<'a> V<'a> {
     /// Node and interface names: well formed, node names unique across hosts and routers.
     fn nodes(&mut self) {
         let mut seen: HashMap<&str, Span> = HashMap::new();
+        for sw in &self.s.switches {
+            if let Some(&first) = seen.get(sw.name.value.as_str()) {
+                self.err(
+                    Diagnostic::new(format!("two switches are named `{}`", sw.name.value))
+                        .label(sw.name.span, "second switch of this name")
+                        .label(first, "first one"),
+                );
+            } else {
+                seen.insert(&sw.name.value, sw.name.span);
+            }
+        }
         let nodes = self
             .s
             .hosts
@@ -269,7 +316,9 @@ impl<'a> V<'a> {
                     Diagnostic::new(format!("two nodes are named `{}`", name.value))
                         .label(name.span, "second node of this name")
                         .label(first, "first one")
-                        .help("hosts and routers share one namespace; rename one of them"),
+                        .help(
+                            "hosts, routers and switches share one namespace; rename one of them",
+                        ),
                 );
             } else {
                 seen.insert(&name.value, name.span);

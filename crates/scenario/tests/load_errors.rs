@@ -1069,3 +1069,30 @@ fn merge_keys_and_anchors() {
     assert_eq!(s.links[0].params.delay, Duration::from_millis(5));
     assert_eq!(s.links[0].params.loss, 0.01);
 }
+
+/// Switches: a link names one of their ports; a missing or unknown port,
+/// and a port count out of range, are errors where they are written.
+#[test]
+fn switch_ports_are_named_and_bounded() {
+    let base = "name: t\nhosts:\n  a: { addr: 192.0.2.2/24 }\n  b: { addr: 192.0.2.3/24 }\nswitches:\n  lan: { ports: 2 }\nlinks:\n";
+    let ok = format!("{base}  - {{ ends: [a, lan.p0] }}\n  - {{ ends: [b, lan.p1] }}\n");
+    if let Err(r) = load("file.yaml", &ok) {
+        panic!("{}", r.render(false));
+    }
+    let no_port = format!("{base}  - {{ ends: [a, lan] }}\n");
+    let e = errors(&no_port);
+    assert!(
+        e.contains("which port of switch `lan`?") && e.contains("lan.p0"),
+        "{e}"
+    );
+    let bad_port = format!("{base}  - {{ ends: [a, lan.p7] }}\n");
+    let e = errors(&bad_port);
+    assert!(
+        e.contains("`lan` has no port `p7`") && e.contains("ports p0 to p1"),
+        "{e}"
+    );
+    let twice = format!("{base}  - {{ ends: [a, lan.p0] }}\n  - {{ ends: [b, lan.p0] }}\n");
+    assert!(errors(&twice).contains("interface lan.p0 is in two links"));
+    let too_many = "name: t\nswitches:\n  lan: { ports: 100 }\n";
+    assert!(errors(too_many).contains("a switch has 2 to 64 ports, not 100"));
+}

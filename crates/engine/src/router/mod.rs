@@ -276,9 +276,12 @@ impl Router {
             return Decision::Unreachable(IcmpError::NetUnreachable, DropReason::NoRoute);
         };
         let next_hop = route.via.unwrap_or(dst);
-        // Links are point to point: the only neighbour is the far end. Linux
-        // would answer host-unreachable after ARP gives up (about 3 s later).
-        if cx.ports[usize::from(route.port)].peer != Some(next_hop) {
+        // On a point-to-point link the only neighbour is the far end; on a
+        // switch (a link whose far end has no address) any address of the
+        // subnet may answer. Linux would answer host-unreachable after ARP
+        // gives up (about 3 s later).
+        let p = &cx.ports[usize::from(route.port)];
+        if p.link.is_none() || p.peer.is_some_and(|peer| peer != next_hop) {
             return Decision::Unreachable(IcmpError::HostUnreachable, DropReason::NoNeighbour);
         }
         Decision::Forward { port: route.port }

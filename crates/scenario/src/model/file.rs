@@ -87,7 +87,10 @@ pub struct ScenarioFile {
     pub hosts: Option<NamedMap<HostFile>>,
     /// Routers by name.
     pub routers: Option<NamedMap<RouterFile>>,
-    /// Point-to-point links between interfaces.
+    /// Switches by name: several hosts and routers on one segment (a broadcast reaches all of
+    /// them). Their ports are `p0`, `p1`, …; link them as `ends: [agent1, lan.p0]`.
+    pub switches: Option<NamedMap<SwitchFile>>,
+    /// Links between interfaces (or switch ports).
     pub links: Option<Vec<Spanned<LinkFile>>>,
     /// Programs started on hosts that have a stack.
     pub apps: Option<Vec<Spanned<AppFile>>>,
@@ -113,6 +116,15 @@ pub struct HostFile {
     pub interfaces: Option<NamedMap<Spanned<Cidr>>>,
     /// Default gateway; must lie in one of the host's subnets.
     pub gateway: Option<Spanned<Ip>>,
+}
+
+/// A learning switch.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(rename = "Switch")]
+pub struct SwitchFile {
+    /// How many ports (`p0` … `pN-1`), 2 to 64.
+    pub ports: Spanned<u32>,
 }
 
 /// A router: interfaces, static routes, and (later) a netfilter ruleset.
