@@ -6,13 +6,12 @@
 
 mod nat_util;
 
-use ctsim_conntrack::helper::HelpCtx;
 use ctsim_conntrack::{
-    CtHook, CtInfo, CtState, EntryKey, Filter, FormatOpts, Status, Sysctls, Table, Verdict, Zone,
+    CtInfo, CtState, EntryKey, Filter, FormatOpts, Status, Sysctls, Table, Verdict,
 };
-use ctsim_netfilter::{helper, nat, NatRange};
-use nat_util::{checksums_ok, lit, next_rand, Router, C, N};
+use nat_util::{lit, Router};
 
+/// A forwarded packet ([`nat_util::forward_helped`]) with its literal.
 struct Step {
     packet: String,
     bytes: Vec<u8>,
@@ -25,63 +24,13 @@ struct Step {
 /// connections from the client to N, `helper` is the `CT --helper` of the
 /// raw table for new connections to port 21/69/6667.
 fn step(rt: &mut Router, text: &str, masq: bool, helper_name: Option<&'static str>) -> Step {
-    let mut pkt = lit(text);
-    let res = rt
-        .ct
-        .handle_packet(&pkt, CtHook::PreRouting, Zone(0), rt.now);
-    let Some(h) = res.ct else {
-        return Step {
-            packet: ctsim_packet::show(&pkt),
-            bytes: pkt,
-            ctinfo: None,
-            key: None,
-            verdict: Verdict::Drop { reason: "INVALID" },
-        };
-    };
-    if let (Some(name), CtInfo::New) = (helper_name, h.ctinfo()) {
-        rt.ct.set_helper(h.key(), name);
-    }
-    let rng = &mut rt.rng;
-    let mut rand = || next_rand(rng);
-    nat::follow_master(&mut rt.ct, &h, &mut rand).expect("follow master");
-    let snat = NatRange {
-        addrs: Some((N, N)),
-        ..NatRange::default()
-    };
-    for manip in [nat::Manip::Dst, nat::Manip::Src] {
-        if nat::needs_binding(&rt.ct, &h, manip, &pkt) {
-            let from_client = rt.ct.get(h.key()).unwrap().orig().src == C;
-            let range = (manip == nat::Manip::Src && masq && from_client).then_some(snat);
-            nat::setup(&mut rt.ct, &h, manip, range.as_ref(), &mut rand).unwrap();
-        }
-        assert!(nat::packet(&rt.ct, &h, manip, &mut pkt));
-    }
-    let (ctinfo, key) = (h.ctinfo(), h.key());
-    let v = helper::confirm_hook(
-        &mut rt.ct,
-        &h,
-        &mut pkt,
-        &HelpCtx::default(),
-        rt.now,
-        &mut rand,
-    );
-    let verdict = if v == Verdict::Accept {
-        rt.ct.confirm(h, rt.now).verdict
-    } else {
-        rt.ct.release(h);
-        v
-    };
-    assert!(
-        checksums_ok(&pkt),
-        "bad checksum after helpers: {}",
-        ctsim_packet::show(&pkt)
-    );
+    let s = nat_util::forward_helped(rt, lit(text), masq, &|_| helper_name);
     Step {
-        packet: ctsim_packet::show(&pkt),
-        bytes: pkt,
-        ctinfo: Some(ctinfo),
-        key: Some(key),
-        verdict,
+        packet: ctsim_packet::show(&s.bytes),
+        bytes: s.bytes,
+        ctinfo: s.ctinfo,
+        key: s.key,
+        verdict: s.verdict,
     }
 }
 

@@ -12,18 +12,9 @@
 
 mod nat_util;
 
-use ctsim_conntrack::helper::HelpCtx;
 use ctsim_conntrack::time::Duration;
-use ctsim_conntrack::{CtHook, CtInfo, EntryKey, Filter, FormatOpts, Status, Table, Verdict, Zone};
-use ctsim_netfilter::{helper, nat, NatRange};
-use nat_util::{checksums_ok, lit, next_rand, Router, C, N};
-
-struct Step {
-    bytes: Vec<u8>,
-    ctinfo: Option<CtInfo>,
-    key: Option<EntryKey>,
-    verdict: Verdict,
-}
+use ctsim_conntrack::{CtInfo, EntryKey, Filter, FormatOpts, Status, Table, Verdict};
+use nat_util::{lit, Router, Step, N};
 
 fn escape(text: &str) -> String {
     text.replace('\\', "\\\\")
@@ -51,62 +42,8 @@ fn sip(head: &str, body: &str) -> String {
 
 /// One forwarded datagram; `masq` SNATs new connections from the client
 /// to N; new connections to port 5060 get `CT --helper sip`.
-fn step(rt: &mut Router, mut pkt: Vec<u8>, masq: bool) -> Step {
-    let res = rt
-        .ct
-        .handle_packet(&pkt, CtHook::PreRouting, Zone(0), rt.now);
-    let Some(h) = res.ct else {
-        return Step {
-            bytes: pkt,
-            ctinfo: None,
-            key: None,
-            verdict: Verdict::Drop { reason: "INVALID" },
-        };
-    };
-    let orig = *rt.ct.get(h.key()).unwrap().orig();
-    if h.ctinfo() == CtInfo::New && orig.dst_u == 5060 {
-        rt.ct.set_helper(h.key(), "sip");
-    }
-    let rng = &mut rt.rng;
-    let mut rand = || next_rand(rng);
-    nat::follow_master(&mut rt.ct, &h, &mut rand).expect("follow master");
-    let snat = NatRange {
-        addrs: Some((N, N)),
-        ..NatRange::default()
-    };
-    for manip in [nat::Manip::Dst, nat::Manip::Src] {
-        if nat::needs_binding(&rt.ct, &h, manip, &pkt) {
-            let range = (manip == nat::Manip::Src && masq && orig.src == C).then_some(snat);
-            nat::setup(&mut rt.ct, &h, manip, range.as_ref(), &mut rand).unwrap();
-        }
-        assert!(nat::packet(&rt.ct, &h, manip, &mut pkt));
-    }
-    let (ctinfo, key) = (h.ctinfo(), h.key());
-    let v = helper::confirm_hook(
-        &mut rt.ct,
-        &h,
-        &mut pkt,
-        &HelpCtx::default(),
-        rt.now,
-        &mut rand,
-    );
-    let verdict = if v == Verdict::Accept {
-        rt.ct.confirm(h, rt.now).verdict
-    } else {
-        rt.ct.release(h);
-        v
-    };
-    assert!(
-        checksums_ok(&pkt),
-        "bad checksum: {}",
-        ctsim_packet::show(&pkt)
-    );
-    Step {
-        bytes: pkt,
-        ctinfo: Some(ctinfo),
-        key: Some(key),
-        verdict,
-    }
+fn step(rt: &mut Router, pkt: Vec<u8>, masq: bool) -> Step {
+    nat_util::forward_helped(rt, pkt, masq, &|orig| (orig.dst_u == 5060).then_some("sip"))
 }
 
 /// The UDP payload of a datagram, as text.

@@ -185,3 +185,80 @@ pub fn checksums_ok(p: &[u8]) -> bool {
         _ => true,
     }
 }
+
+/// What became of one packet in [`forward_helped`].
+pub struct Step {
+    pub bytes: Vec<u8>,
+    pub ctinfo: Option<CtInfo>,
+    pub key: Option<EntryKey>,
+    pub verdict: Verdict,
+}
+
+/// One forwarded packet through the hook chain in Linux's order, helpers
+/// included: conntrack, the CT template (`helper` names the helper a new
+/// connection gets, from its ORIGINAL tuple), follow-master, DNAT, SNAT
+/// (`masq`: new connections from the client to N), the helper with
+/// sequence adjustment, confirm. Checksums must be right at the end.
+pub fn forward_helped(
+    rt: &mut Router,
+    mut pkt: Vec<u8>,
+    masq: bool,
+    helper: &dyn Fn(&ctsim_conntrack::Tuple) -> Option<&'static str>,
+) -> Step {
+    use ctsim_conntrack::helper::HelpCtx;
+    let res = rt
+        .ct
+        .handle_packet(&pkt, CtHook::PreRouting, Zone(0), rt.now);
+    let Some(h) = res.ct else {
+        return Step {
+            bytes: pkt,
+            ctinfo: None,
+            key: None,
+            verdict: Verdict::Drop { reason: "INVALID" },
+        };
+    };
+    let orig = *rt.ct.get(h.key()).expect("entry").orig();
+    if let (Some(name), CtInfo::New) = (helper(&orig), h.ctinfo()) {
+        rt.ct.set_helper(h.key(), name);
+    }
+    let rng = &mut rt.rng;
+    let mut rand = || next_rand(rng);
+    nat::follow_master(&mut rt.ct, &h, &mut rand).expect("follow master");
+    let snat = NatRange {
+        addrs: Some((N, N)),
+        ..NatRange::default()
+    };
+    for manip in [Manip::Dst, Manip::Src] {
+        if nat::needs_binding(&rt.ct, &h, manip, &pkt) {
+            let range = (manip == Manip::Src && masq && orig.src == C).then_some(snat);
+            nat::setup(&mut rt.ct, &h, manip, range.as_ref(), &mut rand).unwrap();
+        }
+        assert!(nat::packet(&rt.ct, &h, manip, &mut pkt));
+    }
+    let (ctinfo, key) = (h.ctinfo(), h.key());
+    let v = ctsim_netfilter::helper::confirm_hook(
+        &mut rt.ct,
+        &h,
+        &mut pkt,
+        &HelpCtx::default(),
+        rt.now,
+        &mut rand,
+    );
+    let verdict = if v == Verdict::Accept {
+        rt.ct.confirm(h, rt.now).verdict
+    } else {
+        rt.ct.release(h);
+        v
+    };
+    assert!(
+        checksums_ok(&pkt),
+        "bad checksum after helpers: {}",
+        ctsim_packet::show(&pkt)
+    );
+    Step {
+        bytes: pkt,
+        ctinfo: Some(ctinfo),
+        key: Some(key),
+        verdict,
+    }
+}
