@@ -2,6 +2,7 @@
 //! looks at its sockets, reads and writes what it can, and says whether it
 //! did anything (so the host polls again and sends it).
 
+mod control;
 mod files;
 mod ftp;
 mod irc;

@@ -16,6 +16,7 @@ use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp;
 use smoltcp::wire::{IpEndpoint, IpListenEndpoint};
 
+use super::control::Control;
 use super::files::{FileData, Verifier};
 use super::{ip_of, new_tcp, v4, Counters, Timer};
 use crate::host::device::IcmpNote;
@@ -291,18 +292,14 @@ struct Progress {
 }
 
 pub(crate) struct FtpClient {
-    to: SocketAddrV4,
+    /// The connection to the server.
+    conn: Control,
     user: String,
     password: String,
     mode: FtpMode,
     commands: Vec<Transfer>,
-    timeout: Duration,
-    deadline: Instant,
     pub(crate) state: &'static str,
     phase: Phase,
-    ctrl: Option<(usize, SocketHandle)>,
-    ctrl_port: u16,
-    local: Ipv4Addr,
     replies: Replies,
     next: usize,
     data: Option<DataConn>,
@@ -311,7 +308,6 @@ pub(crate) struct FtpClient {
     upload: Option<FileData>,
     /// The state to end in when the session is over (after QUIT).
     outcome: &'static str,
-    notes: Vec<IcmpNote>,
     timer: Timer,
     line: String,
     done: bool,
@@ -327,18 +323,13 @@ impl FtpClient {
         timeout: Duration,
     ) -> Self {
         FtpClient {
-            to,
+            conn: Control::new(to, timeout),
             user,
             password,
             mode,
             commands,
-            timeout,
-            deadline: Instant::ZERO,
             state: "scheduled",
             phase: Phase::Connecting,
-            ctrl: None,
-            ctrl_port: 0,
-            local: Ipv4Addr::UNSPECIFIED,
             replies: Replies::default(),
             next: 0,
             data: None,
@@ -346,7 +337,6 @@ impl FtpClient {
             verifier: Verifier::default(),
             upload: None,
             outcome: "done",
-            notes: Vec::new(),
             timer: Timer::default(),
             line: String::new(),
             done: false,
@@ -355,24 +345,13 @@ impl FtpClient {
 
     /// An ICMP error about something this app sent.
     pub(crate) fn notice(&mut self, note: IcmpNote) {
-        if note.aborts_connect() && self.notes.len() < 16 {
-            self.notes.push(note);
-        }
+        self.conn.notice(note);
     }
 
     pub(crate) fn start(&mut self, idx: usize, c: &mut Counters, net: &mut Net, cx: &mut Cx<'_>) {
-        self.deadline = cx.now + self.timeout;
         self.state = "connecting";
-        match super::open_connection(idx, net, self.to) {
-            Ok((nic, handle, port, local)) => {
-                self.local = local;
-                self.ctrl = Some((nic, handle));
-                self.ctrl_port = port;
-            }
-            Err((why, state)) => {
-                c.fail(|| why);
-                self.finish(state);
-            }
+        if let Err(state) = self.conn.open(idx, c, net, cx.now) {
+            self.finish(state);
         }
     }
 
@@ -394,7 +373,7 @@ impl FtpClient {
             return false;
         }
         let acted = self.act(idx, c, net, cx.now);
-        let want = (!self.done).then_some(self.deadline);
+        let want = (!self.done).then_some(self.conn.deadline);
         self.timer.sync(want, cx, token);
         acted
     }
@@ -423,7 +402,7 @@ impl FtpClient {
                 }
             }
         }
-        if !self.done && now >= self.deadline {
+        if !self.done && now >= self.conn.deadline {
             self.time_out(c, net);
             acted = true;
         }
@@ -433,9 +412,11 @@ impl FtpClient {
     /// ICMP errors that fail a connect, as Linux's tcp_v4_err does.
     fn icmp(&mut self, c: &mut Counters, net: &mut Net) -> bool {
         let mut acted = false;
-        for note in std::mem::take(&mut self.notes) {
+        for note in std::mem::take(&mut self.conn.notes) {
             let refused = note.icmp == (3, 3);
-            if self.phase == Phase::Connecting && note.to == (*self.to.ip(), self.to.port()) {
+            if self.phase == Phase::Connecting
+                && note.to == (*self.conn.to.ip(), self.conn.to.port())
+            {
                 self.drop_ctrl(net, true);
                 // The ICMP error itself is in the app's log.
                 self.finish(if refused { "refused" } else { "unreachable" });
@@ -461,7 +442,7 @@ impl FtpClient {
     /// Reads the control connection and answers each reply.
     fn control(&mut self, idx: usize, c: &mut Counters, net: &mut Net) -> bool {
         use tcp::State::*;
-        let Some((nic, handle)) = self.ctrl else {
+        let Some((nic, handle)) = self.conn.ctrl else {
             return false;
         };
         let mut acted = false;
@@ -472,13 +453,13 @@ impl FtpClient {
                 SynSent | SynReceived => return false,
                 Closed => {
                     self.drop_ctrl(net, true);
-                    c.fail(|| format!("connection to {} refused", self.to));
+                    c.fail(|| format!("connection to {} refused", self.conn.to));
                     self.finish("refused");
                     return true;
                 }
                 _ => {
                     if let Some(ep) = s.local_endpoint() {
-                        self.local = ip_of(ep);
+                        self.conn.local = ip_of(ep);
                     }
                     self.phase = Phase::Greeting;
                     self.state = "established";
@@ -506,7 +487,7 @@ impl FtpClient {
             return true;
         }
         loop {
-            if self.done || self.ctrl.is_none() {
+            if self.done || self.conn.ctrl.is_none() {
                 return true;
             }
             match self.replies.next() {
@@ -644,13 +625,15 @@ impl FtpClient {
             FtpMode::Passive => self.send(c, net, format_args!("PASV")),
             FtpMode::Epsv => self.send(c, net, format_args!("EPSV")),
             FtpMode::Active | FtpMode::Eprt => {
-                let Some((nic, _)) = self.ctrl else { return };
+                let Some((nic, _)) = self.conn.ctrl else {
+                    return;
+                };
                 let Some(port) = net.ports.ephemeral(Proto::Tcp) else {
                     return self.fail(c, net, "no free ephemeral port".into(), "failed");
                 };
                 let mut sock = new_tcp();
                 let at = IpListenEndpoint {
-                    addr: Some(v4(self.local)),
+                    addr: Some(v4(self.conn.local)),
                     port,
                 };
                 if sock.listen(at).is_err() {
@@ -671,7 +654,7 @@ impl FtpClient {
                     target: None,
                     established: false,
                 });
-                let me = SocketAddrV4::new(self.local, port);
+                let me = SocketAddrV4::new(self.conn.local, port);
                 if self.mode == FtpMode::Active {
                     let mut arg = String::new();
                     host_port_text(&mut arg, me);
@@ -698,7 +681,7 @@ impl FtpClient {
                 }
             },
             (FtpMode::Epsv, 229) => match parse_229(&r.text) {
-                Some(p) => SocketAddrV4::new(*self.to.ip(), p),
+                Some(p) => SocketAddrV4::new(*self.conn.to.ip(), p),
                 None => {
                     let why = format!("malformed 229 reply \"{}\"", show(r.text.as_bytes()));
                     return self.fail(c, net, why, "failed");
@@ -715,8 +698,10 @@ impl FtpClient {
             }
         };
         // Passive: connect first, send the command once connected (as curl).
-        let Some((nic, _)) = self.ctrl else { return };
-        let (handle, port) = match connect(idx, net, nic, self.local, target) {
+        let Some((nic, _)) = self.conn.ctrl else {
+            return;
+        };
+        let (handle, port) = match connect(idx, net, nic, self.conn.local, target) {
             Ok(x) => x,
             Err(e) => return self.fail(c, net, format!("data connection: {e}"), "failed"),
         };
@@ -742,7 +727,7 @@ impl FtpClient {
 
     /// Writes a command line on the control connection.
     fn send(&mut self, c: &mut Counters, net: &mut Net, cmd: std::fmt::Arguments<'_>) {
-        let Some((nic, handle)) = self.ctrl else {
+        let Some((nic, handle)) = self.conn.ctrl else {
             return;
         };
         self.line.clear();
@@ -853,7 +838,7 @@ impl FtpClient {
         c.fail(|| why);
         self.outcome = state;
         self.drop_data(net);
-        let usable = self.ctrl.is_some_and(|(nic, h)| {
+        let usable = self.conn.ctrl.is_some_and(|(nic, h)| {
             let s = net.nics[nic].sockets.get::<tcp::Socket>(h);
             s.may_send() && s.may_recv()
         });
@@ -868,7 +853,7 @@ impl FtpClient {
 
     fn time_out(&mut self, c: &mut Counters, net: &mut Net) {
         let why = match self.phase {
-            Phase::Connecting => format!("timed out connecting to {}", self.to),
+            Phase::Connecting => format!("timed out connecting to {}", self.conn.to),
             Phase::Greeting => "timed out waiting for the greeting".into(),
             Phase::Opening => match self.data.as_ref().and_then(|d| d.target) {
                 Some(t) => format!("timed out opening the data connection to {t}"),
@@ -907,21 +892,21 @@ impl FtpClient {
     /// Lets go of the control connection: removed when it never opened,
     /// else closed (FIN) or, with `abort`, reset.
     fn drop_ctrl(&mut self, net: &mut Net, abort: bool) {
-        if let Some((nic, handle)) = self.ctrl.take() {
+        if let Some((nic, handle)) = self.conn.ctrl.take() {
             let s = net.nics[nic].sockets.get_mut::<tcp::Socket>(handle);
             if abort {
                 s.abort();
             }
-            release(net, nic, handle, Some((Proto::Tcp, self.ctrl_port)));
+            release(net, nic, handle, Some((Proto::Tcp, self.conn.ctrl_port)));
         }
     }
 
     fn close_ctrl(&mut self, net: &mut Net) {
-        if let Some((nic, handle)) = self.ctrl.take() {
+        if let Some((nic, handle)) = self.conn.ctrl.take() {
             net.nics[nic].sockets.get_mut::<tcp::Socket>(handle).close();
             net.nics[nic]
                 .lingering
-                .push((handle, Some((Proto::Tcp, self.ctrl_port))));
+                .push((handle, Some((Proto::Tcp, self.conn.ctrl_port))));
         }
     }
 }

@@ -22,6 +22,7 @@ use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp;
 use smoltcp::wire::IpListenEndpoint;
 
+use super::control::Control;
 use super::files::Verifier;
 use super::ftp::{connect, release, show};
 use super::{ip_of, new_tcp, pattern, v4, Counters, Timer};
@@ -532,19 +533,14 @@ struct Receiving {
 }
 
 pub(crate) struct IrcClient {
-    to: SocketAddrV4,
+    /// The connection to the server.
+    conn: Control,
     nick: String,
-    timeout: Duration,
-    deadline: Instant,
     pub(crate) state: &'static str,
     phase: Phase,
-    ctrl: Option<(usize, SocketHandle)>,
-    ctrl_port: u16,
-    local: Ipv4Addr,
     line: Vec<u8>,
     send: Option<Sending>,
     recv: Option<Receiving>,
-    notes: Vec<IcmpNote>,
     timer: Timer,
 }
 
@@ -557,15 +553,10 @@ impl IrcClient {
         timeout: Duration,
     ) -> Self {
         IrcClient {
-            to,
+            conn: Control::new(to, timeout),
             nick,
-            timeout,
-            deadline: Instant::ZERO,
             state: "scheduled",
             phase: Phase::Connecting,
-            ctrl: None,
-            ctrl_port: 0,
-            local: Ipv4Addr::UNSPECIFIED,
             line: Vec::new(),
             send: dcc_send.map(|spec| Sending {
                 spec,
@@ -579,30 +570,19 @@ impl IrcClient {
                 verifier: Verifier::default(),
                 done: false,
             }),
-            notes: Vec::new(),
             timer: Timer::default(),
         }
     }
 
+    /// An ICMP error about something this app sent.
     pub(crate) fn notice(&mut self, note: IcmpNote) {
-        if note.aborts_connect() && self.notes.len() < 16 {
-            self.notes.push(note);
-        }
+        self.conn.notice(note);
     }
 
     pub(crate) fn start(&mut self, idx: usize, c: &mut Counters, net: &mut Net, cx: &mut Cx<'_>) {
-        self.deadline = cx.now + self.timeout;
         self.state = "connecting";
-        match super::open_connection(idx, net, self.to) {
-            Ok((nic, handle, port, local)) => {
-                self.local = local;
-                self.ctrl = Some((nic, handle));
-                self.ctrl_port = port;
-            }
-            Err((why, state)) => {
-                c.fail(|| why);
-                self.finish(state);
-            }
+        if let Err(state) = self.conn.open(idx, c, net, cx.now) {
+            self.finish(state);
         }
     }
 
@@ -635,7 +615,7 @@ impl IrcClient {
             return false;
         }
         let acted = self.act(idx, c, net, cx.now);
-        let want = self.waiting().then_some(self.deadline);
+        let want = self.waiting().then_some(self.conn.deadline);
         self.timer.sync(want, cx, token);
         acted
     }
@@ -656,7 +636,7 @@ impl IrcClient {
                 acted = true;
             }
         }
-        if self.waiting() && now >= self.deadline {
+        if self.waiting() && now >= self.conn.deadline {
             let why = self.timeout_reason();
             self.fail(c, net, why, "timed-out");
             acted = true;
@@ -666,7 +646,7 @@ impl IrcClient {
 
     fn timeout_reason(&self) -> String {
         match self.phase {
-            Phase::Connecting => format!("timed out connecting to {}", self.to),
+            Phase::Connecting => format!("timed out connecting to {}", self.conn.to),
             Phase::Registering => "timed out waiting for the welcome (001)".into(),
             _ => {
                 if let Some(s) = self.send.as_ref().filter(|s| !s.done) {
@@ -703,9 +683,11 @@ impl IrcClient {
     }
 
     fn icmp(&mut self, c: &mut Counters, net: &mut Net) -> bool {
-        for note in std::mem::take(&mut self.notes) {
+        for note in std::mem::take(&mut self.conn.notes) {
             let refused = note.icmp == (3, 3);
-            if self.phase == Phase::Connecting && note.to == (*self.to.ip(), self.to.port()) {
+            if self.phase == Phase::Connecting
+                && note.to == (*self.conn.to.ip(), self.conn.to.port())
+            {
                 self.drop_all(net, true);
                 self.finish(if refused { "refused" } else { "unreachable" });
                 return true;
@@ -729,7 +711,7 @@ impl IrcClient {
 
     fn control(&mut self, idx: usize, c: &mut Counters, net: &mut Net) -> bool {
         use tcp::State::*;
-        let Some((nic, handle)) = self.ctrl else {
+        let Some((nic, handle)) = self.conn.ctrl else {
             return false;
         };
         let mut acted = false;
@@ -740,13 +722,13 @@ impl IrcClient {
                 SynSent | SynReceived => return false,
                 Closed => {
                     self.drop_all(net, true);
-                    c.fail(|| format!("connection to {} refused", self.to));
+                    c.fail(|| format!("connection to {} refused", self.conn.to));
                     self.finish("refused");
                     return true;
                 }
                 _ => {
                     if let Some(ep) = s.local_endpoint() {
-                        self.local = ip_of(ep);
+                        self.conn.local = ip_of(ep);
                     }
                     let nick = &self.nick;
                     send_line(s, &format!("NICK {nick}"));
@@ -799,7 +781,7 @@ impl IrcClient {
     }
 
     fn say(&mut self, net: &mut Net, text: &str) {
-        if let Some((nic, handle)) = self.ctrl {
+        if let Some((nic, handle)) = self.conn.ctrl {
             let s = net.nics[nic].sockets.get_mut::<tcp::Socket>(handle);
             send_line(s, text);
         }
@@ -859,7 +841,9 @@ impl IrcClient {
 
     /// After registering: offers the file, listening for the receiver.
     fn offer(&mut self, idx: usize, c: &mut Counters, net: &mut Net) {
-        let Some((nic, _)) = self.ctrl else { return };
+        let Some((nic, _)) = self.conn.ctrl else {
+            return;
+        };
         let Some(spec) = self.send.as_ref().map(|s| s.spec.clone()) else {
             return;
         };
@@ -868,7 +852,7 @@ impl IrcClient {
         };
         let mut sock = new_tcp();
         let at = IpListenEndpoint {
-            addr: Some(v4(self.local)),
+            addr: Some(v4(self.conn.local)),
             port,
         };
         if sock.listen(at).is_err() {
@@ -893,7 +877,7 @@ impl IrcClient {
                 pending_ack: Vec::new(),
             });
         }
-        let ip = u32::from(self.local);
+        let ip = u32::from(self.conn.local);
         let (to, file, size) = (&spec.to, &spec.file, spec.size);
         self.say(
             net,
@@ -919,7 +903,9 @@ impl IrcClient {
                 );
             }
         };
-        let Some((nic, _)) = self.ctrl else { return };
+        let Some((nic, _)) = self.conn.ctrl else {
+            return;
+        };
         let route = net.route(*offer.addr.ip()).unwrap_or(nic);
         let local = net.nics[route].cidr.addr;
         match connect(idx, net, route, local, offer.addr) {
@@ -1095,7 +1081,7 @@ impl IrcClient {
     fn fail(&mut self, c: &mut Counters, net: &mut Net, why: String, state: &'static str) {
         c.fail(|| why);
         self.drop_dcc(net);
-        let usable = self.ctrl.is_some_and(|(nic, h)| {
+        let usable = self.conn.ctrl.is_some_and(|(nic, h)| {
             let s = net.nics[nic].sockets.get::<tcp::Socket>(h);
             s.may_send() && s.may_recv()
         });
@@ -1117,12 +1103,12 @@ impl IrcClient {
 
     fn drop_all(&mut self, net: &mut Net, abort: bool) {
         self.drop_dcc(net);
-        if let Some((nic, handle)) = self.ctrl.take() {
+        if let Some((nic, handle)) = self.conn.ctrl.take() {
             let s = net.nics[nic].sockets.get_mut::<tcp::Socket>(handle);
             if abort {
                 s.abort();
             }
-            release(net, nic, handle, Some((Proto::Tcp, self.ctrl_port)));
+            release(net, nic, handle, Some((Proto::Tcp, self.conn.ctrl_port)));
         }
     }
 }

@@ -1,0 +1,74 @@
+//! What the FTP and IRC clients share: a control connection to a server,
+//! opened from the NIC that routes there, with one overall deadline, and
+//! the ICMP errors that may abort its connect.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use smoltcp::iface::SocketHandle;
+
+use super::{open_connection, Counters};
+use crate::host::device::IcmpNote;
+use crate::host::Net;
+use crate::time::{Duration, Instant};
+
+pub(crate) struct Control {
+    /// The server.
+    pub to: SocketAddrV4,
+    /// How long the whole session may take.
+    pub timeout: Duration,
+    /// When it gives up: set when it opens.
+    pub deadline: Instant,
+    /// (NIC, socket) once opened.
+    pub ctrl: Option<(usize, SocketHandle)>,
+    /// Its local port.
+    pub ctrl_port: u16,
+    /// The address it leaves from.
+    pub local: Ipv4Addr,
+    /// ICMP errors that abort a connect (16 kept at most).
+    pub notes: Vec<IcmpNote>,
+}
+
+impl Control {
+    pub fn new(to: SocketAddrV4, timeout: Duration) -> Control {
+        Control {
+            to,
+            timeout,
+            deadline: Instant::ZERO,
+            ctrl: None,
+            ctrl_port: 0,
+            local: Ipv4Addr::UNSPECIFIED,
+            notes: Vec::new(),
+        }
+    }
+
+    /// An ICMP error about something the client sent.
+    pub fn notice(&mut self, note: IcmpNote) {
+        if note.aborts_connect() && self.notes.len() < 16 {
+            self.notes.push(note);
+        }
+    }
+
+    /// Opens the connection at `now`; on failure (counted in `c`), the
+    /// state the client ends in.
+    pub fn open(
+        &mut self,
+        idx: usize,
+        c: &mut Counters,
+        net: &mut Net,
+        now: Instant,
+    ) -> Result<(), &'static str> {
+        self.deadline = now + self.timeout;
+        match open_connection(idx, net, self.to) {
+            Ok((nic, handle, port, local)) => {
+                self.local = local;
+                self.ctrl = Some((nic, handle));
+                self.ctrl_port = port;
+                Ok(())
+            }
+            Err((why, state)) => {
+                c.fail(|| why);
+                Err(state)
+            }
+        }
+    }
+}
