@@ -6,8 +6,12 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 use smoltcp::iface::SocketHandle;
 
+use smoltcp::socket::tcp;
+
+use super::ftp::release;
 use super::{open_connection, Counters};
 use crate::host::device::IcmpNote;
+use crate::host::ports::Proto;
 use crate::host::Net;
 use crate::time::{Duration, Instant};
 
@@ -69,6 +73,18 @@ impl Control {
                 c.fail(|| why);
                 Err(state)
             }
+        }
+    }
+
+    /// Forgets the connection (aborting it first with `abort`: a RST) and
+    /// gives its port back.
+    pub fn drop(&mut self, net: &mut Net, abort: bool) {
+        if let Some((nic, handle)) = self.ctrl.take() {
+            let s = net.nics[nic].sockets.get_mut::<tcp::Socket>(handle);
+            if abort {
+                s.abort();
+            }
+            release(net, nic, handle, Some((Proto::Tcp, self.ctrl_port)));
         }
     }
 }

@@ -892,13 +892,7 @@ impl FtpClient {
     /// Lets go of the control connection: removed when it never opened,
     /// else closed (FIN) or, with `abort`, reset.
     fn drop_ctrl(&mut self, net: &mut Net, abort: bool) {
-        if let Some((nic, handle)) = self.conn.ctrl.take() {
-            let s = net.nics[nic].sockets.get_mut::<tcp::Socket>(handle);
-            if abort {
-                s.abort();
-            }
-            release(net, nic, handle, Some((Proto::Tcp, self.conn.ctrl_port)));
-        }
+        self.conn.drop(net, abort);
     }
 
     fn close_ctrl(&mut self, net: &mut Net) {

@@ -1103,13 +1103,7 @@ impl IrcClient {
 
     fn drop_all(&mut self, net: &mut Net, abort: bool) {
         self.drop_dcc(net);
-        if let Some((nic, handle)) = self.conn.ctrl.take() {
-            let s = net.nics[nic].sockets.get_mut::<tcp::Socket>(handle);
-            if abort {
-                s.abort();
-            }
-            release(net, nic, handle, Some((Proto::Tcp, self.conn.ctrl_port)));
-        }
+        self.conn.drop(net, abort);
     }
 }
 
