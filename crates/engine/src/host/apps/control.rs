@@ -9,11 +9,21 @@ use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp;
 
 use super::ftp::release;
-use super::{open_connection, Counters};
+use super::{ip_of, open_connection, Counters};
 use crate::host::device::IcmpNote;
 use crate::host::ports::Proto;
 use crate::host::Net;
 use crate::time::{Duration, Instant};
+
+/// Where a control connection's handshake stands.
+pub(crate) enum Connect {
+    /// Still under way.
+    Pending,
+    /// The socket closed: a RST (or ICMP) answered the SYN.
+    Refused,
+    /// Established; the local address is the one the connection uses.
+    Open,
+}
 
 pub(crate) struct Control {
     /// The server.
@@ -85,6 +95,26 @@ impl Control {
                 s.abort();
             }
             release(net, nic, handle, Some((Proto::Tcp, self.ctrl_port)));
+        }
+    }
+
+    /// While connecting: where the handshake of socket `s` stands. On
+    /// `Refused` the failure is counted in `c`.
+    pub fn connecting(&mut self, s: &tcp::Socket<'_>, c: &mut Counters) -> Connect {
+        use tcp::State::*;
+        match s.state() {
+            SynSent | SynReceived => Connect::Pending,
+            Closed => {
+                let to = self.to;
+                c.fail(|| format!("connection to {to} refused"));
+                Connect::Refused
+            }
+            _ => {
+                if let Some(ep) = s.local_endpoint() {
+                    self.local = ip_of(ep);
+                }
+                Connect::Open
+            }
         }
     }
 }

@@ -16,7 +16,7 @@ use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp;
 use smoltcp::wire::{IpEndpoint, IpListenEndpoint};
 
-use super::control::Control;
+use super::control::{Connect, Control};
 use super::files::{FileData, Verifier};
 use super::{ip_of, new_tcp, v4, Counters, Timer};
 use crate::host::device::IcmpNote;
@@ -449,18 +449,14 @@ impl FtpClient {
         let s = net.nics[nic].sockets.get_mut::<tcp::Socket>(handle);
         let state = s.state();
         if self.phase == Phase::Connecting {
-            match state {
-                SynSent | SynReceived => return false,
-                Closed => {
+            match self.conn.connecting(s, c) {
+                Connect::Pending => return false,
+                Connect::Refused => {
                     self.drop_ctrl(net, true);
-                    c.fail(|| format!("connection to {} refused", self.conn.to));
                     self.finish("refused");
                     return true;
                 }
-                _ => {
-                    if let Some(ep) = s.local_endpoint() {
-                        self.conn.local = ip_of(ep);
-                    }
+                Connect::Open => {
                     self.phase = Phase::Greeting;
                     self.state = "established";
                     acted = true;

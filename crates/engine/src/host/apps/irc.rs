@@ -22,7 +22,7 @@ use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp;
 use smoltcp::wire::IpListenEndpoint;
 
-use super::control::Control;
+use super::control::{Connect, Control};
 use super::files::Verifier;
 use super::ftp::{connect, release, show};
 use super::{ip_of, new_tcp, pattern, v4, Counters, Timer};
@@ -718,18 +718,14 @@ impl IrcClient {
         let s = net.nics[nic].sockets.get_mut::<tcp::Socket>(handle);
         let state = s.state();
         if self.phase == Phase::Connecting {
-            match state {
-                SynSent | SynReceived => return false,
-                Closed => {
+            match self.conn.connecting(s, c) {
+                Connect::Pending => return false,
+                Connect::Refused => {
                     self.drop_all(net, true);
-                    c.fail(|| format!("connection to {} refused", self.conn.to));
                     self.finish("refused");
                     return true;
                 }
-                _ => {
-                    if let Some(ep) = s.local_endpoint() {
-                        self.conn.local = ip_of(ep);
-                    }
+                Connect::Open => {
                     let nick = &self.nick;
                     send_line(s, &format!("NICK {nick}"));
                     send_line(s, &format!("USER {nick} 0 * :{nick}"));
