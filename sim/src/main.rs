@@ -145,6 +145,22 @@ enum Command {
         #[arg(long)]
         seed: Option<u64>,
     },
+    /// Run a scenario, then replay the packets that reached one router
+    /// through a real Linux router built in network namespaces (needs root,
+    /// iproute2, iptables, nftables, conntrack and ethtool), and show where
+    /// the two differ: packet by packet, and the tables (conntrack -L,
+    /// -L expect, -S, iptables-save -c) at every check instant. Exit 0 when
+    /// they agree, 1 when they differ, 2 when the kernel side cannot be
+    /// built or the scenario cannot be replayed.
+    LinuxDiff {
+        file: PathBuf,
+        /// The router to compare (needed when the scenario has several).
+        #[arg(long)]
+        router: Option<String>,
+        /// Use this seed instead of the scenario's.
+        #[arg(long)]
+        seed: Option<u64>,
+    },
     /// Validate scenario files without running them.
     Check { files: Vec<PathBuf> },
     /// Print the JSON Schema of the scenario format.
@@ -407,6 +423,25 @@ fn conntrack_during(
     }
 }
 
+fn linux_diff(file: &std::path::Path, router: Option<String>, seed: Option<u64>) -> ExitCode {
+    use ctsim_scenario::linux_diff::{self, DiffError, DiffOptions};
+    let (scenario, source) = match load(file) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    match linux_diff::linux_diff(&scenario, &source, &DiffOptions { router, seed }) {
+        Ok(d) => {
+            out(&d.render());
+            ExitCode::from(u8::from(!d.agrees()))
+        }
+        Err(DiffError::Input(r)) => bad(&r),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(BAD_INPUT)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -490,6 +525,7 @@ fn main() -> ExitCode {
             nth,
             seed,
         } => trace(&file, &packet, nth, seed),
+        Command::LinuxDiff { file, router, seed } => linux_diff(&file, router, seed),
         Command::Check { files } => {
             let mut code = ExitCode::SUCCESS;
             for file in files {

@@ -235,8 +235,11 @@ impl Sysctls {
         match key {
             "nf_conntrack_acct" => self.acct = bool_(v)?,
             "nf_conntrack_buckets" => {
+                // nf_ct_alloc_hashtable() rounds the size up to whole
+                // pages of bucket heads: 512 on a 64-bit host with 4 KiB
+                // pages (Linux 6.18: writing 8 reads back 512).
                 let b = int(v, 1)?;
-                self.buckets = b;
+                self.buckets = b.div_ceil(512).saturating_mul(512);
             }
             "nf_conntrack_checksum" => self.checksum = bool_(v)?,
             "nf_conntrack_count" => {
@@ -475,5 +478,16 @@ mod tests {
         assert_eq!(keys, sorted);
         assert_eq!(keys.len(), 43);
         assert!(d.contains("net.netfilter.nf_conntrack_count = 3\n"));
+    }
+
+    /// Linux 6.18: `sysctl -w net.netfilter.nf_conntrack_buckets=8` reads
+    /// back 512 (whole pages of bucket heads); found by `ctsim linux-diff`.
+    #[test]
+    fn buckets_round_up_to_whole_pages() {
+        let mut s = Sysctls::default();
+        s.set("net.netfilter.nf_conntrack_buckets", "8").unwrap();
+        assert_eq!(s.buckets, 512);
+        s.set("net.netfilter.nf_conntrack_buckets", "513").unwrap();
+        assert_eq!(s.buckets, 1024);
     }
 }

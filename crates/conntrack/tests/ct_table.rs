@@ -15,8 +15,7 @@ use ctsim_conntrack::{
 
 fn small(max: u32, buckets: u32) -> Conntrack {
     let mut ct = Conntrack::new(Sysctls::default());
-    ct.set_sysctl("nf_conntrack_buckets", &buckets.to_string())
-        .unwrap();
+    ct.resize_exact(buckets);
     ct.set_sysctl("nf_conntrack_max", &max.to_string()).unwrap();
     ct
 }

@@ -27,4 +27,4 @@ pub use node::{AppOutcome, Command, Cx, Node};
 pub use sim::{Action, BuildError, Builder, PortSpec, Sim};
 pub use time::{Duration, Instant};
 pub use topology::{Cidr, LinkId, NodeId, Port};
-pub use trace::{DropReason, Place, Record, What};
+pub use trace::{DropReason, Place, Record, Tapped, What};

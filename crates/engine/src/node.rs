@@ -145,6 +145,8 @@ impl Cx<'_> {
         if let Some(inner) = &mut self.inner {
             return inner.sent.push((port, packet));
         }
+        self.trace
+            .tap_packet(self.now, self.node, port, false, &packet);
         match self.ports.get(usize::from(port)).and_then(|p| p.link) {
             Some((link, dir)) => {
                 self.links[link.0 as usize].send(self.now, dir, packet, self.queue, self.trace)

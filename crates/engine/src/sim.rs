@@ -6,7 +6,7 @@ use crate::queue::{Event, Queue};
 use crate::rng::Rng;
 use crate::time::Instant;
 use crate::topology::{Cidr, LinkId, NodeId, Port};
-use crate::trace::{Record, Trace};
+use crate::trace::{Record, Tapped, Trace};
 
 /// A change scheduled by the scenario.
 #[derive(Clone, Debug)]
@@ -279,6 +279,7 @@ impl Sim {
             return;
         }
         let (node, port) = l.ends[1 - usize::from(dir)];
+        self.trace.tap_packet(self.now, node, port, true, &packet);
         let _ = self.call(node, |n, cx| n.receive(cx, port, packet));
     }
 
@@ -384,6 +385,17 @@ impl Sim {
 
     pub fn records(&self) -> &[Record] {
         self.trace.records()
+    }
+
+    /// Keep every packet `node` receives from a link or sends onto one
+    /// (`ctsim linux-diff` replays the first and compares the second).
+    pub fn tap(&mut self, node: NodeId) {
+        self.trace.tap(node);
+    }
+
+    /// The tapped node's packets, in the order they crossed.
+    pub fn tapped(&self) -> &[Tapped] {
+        self.trace.tapped()
     }
 
     /// Every app's outcome, nodes in declaration order.

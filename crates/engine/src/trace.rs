@@ -156,11 +156,25 @@ impl Record {
     }
 }
 
+/// A packet crossing the boundary of the node being tapped (see
+/// [`crate::Sim::tap`]): what reached one of its interfaces from a link, or
+/// what it handed to one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tapped {
+    pub time: Instant,
+    pub port: u16,
+    /// `true`: the node received it; `false`: the node sent it.
+    pub inbound: bool,
+    pub packet: Box<[u8]>,
+}
+
 /// The run's record of events, in the order they happened.
 #[derive(Default)]
 pub struct Trace {
     enabled: bool,
     records: Vec<Record>,
+    /// The node whose every packet in and out is kept, and those packets.
+    tap: Option<(NodeId, Vec<Tapped>)>,
 }
 
 impl Trace {
@@ -168,7 +182,39 @@ impl Trace {
         Trace {
             enabled,
             records: Vec::new(),
+            tap: None,
         }
+    }
+
+    /// Starts keeping every packet `node` receives from or gives to a link.
+    pub fn tap(&mut self, node: NodeId) {
+        self.tap = Some((node, Vec::new()));
+    }
+
+    /// Keeps a copy of the packet when `node` is the tapped one.
+    pub fn tap_packet(
+        &mut self,
+        time: Instant,
+        node: NodeId,
+        port: u16,
+        inbound: bool,
+        packet: &[u8],
+    ) {
+        if let Some((n, packets)) = &mut self.tap {
+            if *n == node {
+                packets.push(Tapped {
+                    time,
+                    port,
+                    inbound,
+                    packet: packet.into(),
+                });
+            }
+        }
+    }
+
+    /// What the tap kept, in order.
+    pub fn tapped(&self) -> &[Tapped] {
+        self.tap.as_ref().map_or(&[], |(_, p)| p)
     }
 
     pub fn enabled(&self) -> bool {

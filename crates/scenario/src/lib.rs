@@ -6,6 +6,7 @@ pub mod conntrack;
 pub mod diag;
 pub mod generate;
 pub mod graph;
+pub mod linux_diff;
 pub mod load;
 pub mod lower;
 pub mod model;

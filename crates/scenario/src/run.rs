@@ -203,8 +203,20 @@ impl Prepared<'_> {
         Ok((sim, ended))
     }
 
+    /// The run being prepared (to tap a node before it starts).
+    pub fn sim_mut(&mut self) -> &mut Sim {
+        &mut self.sim
+    }
+
     /// Runs to the end, judging each check at its instant.
     pub fn execute(self) -> RunOutput {
+        self.execute_observing(|_, _| {})
+    }
+
+    /// Like [`execute`](Self::execute), calling `observe` with the run
+    /// standing at each check instant (once per instant, in time order) and
+    /// at the end (`ctsim linux-diff` reads the router's tables there).
+    pub fn execute_observing(self, mut observe: impl FnMut(&Sim, Instant)) -> RunOutput {
         let Prepared {
             scenario: s,
             opts,
@@ -230,11 +242,16 @@ impl Prepared<'_> {
         // The latest instant a check made the run reach (conntrack timers
         // may have run up to it even when nothing else happened).
         let mut reached = Instant::ZERO;
+        let mut observed = None;
         for &i in &order {
             let at = instant_of(i);
             if at != Instant::MAX {
                 sim.run_until(at.min(end));
                 reached = reached.max(at.min(end));
+                if observed != Some(at.min(end)) {
+                    observed = Some(at.min(end));
+                    observe(&sim, at.min(end));
+                }
                 results[i] = Some(judge(&sim, s, i, at, &filters));
             }
         }
@@ -251,6 +268,9 @@ impl Prepared<'_> {
             None if sim.idle() => (sim.now().max(reached), "no events left"),
             None => (sim.now(), "stopped at the 1-hour cap with events pending"),
         };
+        if observed != Some(end) {
+            observe(&sim, end);
+        }
         for &i in &order {
             if results[i].is_none() {
                 results[i] = Some(judge(&sim, s, i, end, &filters));
