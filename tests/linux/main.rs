@@ -47,9 +47,11 @@ const SUITE: &[(&str, Option<&str>)] = &[
     ("scenarios/conntrack/tcp-loose.yaml", Some("r1")),
     ("scenarios/conntrack/tcp-loose.yaml", Some("r2")),
     ("scenarios/conntrack/conntrack-off.yaml", Some("r1")),
+    ("scenarios/conntrack/conntrack-off.yaml", Some("r2")),
     ("scenarios/conntrack/ping.yaml", None),
     ("scenarios/conntrack/icmp-related.yaml", None),
     ("scenarios/conntrack/table-full-drop.yaml", None),
+    ("tests/linux/gre-tracking.yaml", None),
     // Rulesets: the seed's firewall rule, stateful filtering, REJECT,
     // NOTRACK, LOG/TRACE, connlimit.
     ("scenarios/netfilter/ssh-input-policy-drop.yaml", None),

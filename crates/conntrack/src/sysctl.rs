@@ -32,6 +32,10 @@ pub struct Sysctls {
     pub expect_max: u32,
     /// `nf_conntrack_generic_timeout` (600 s).
     pub generic_timeout: Duration,
+    /// `nf_conntrack_gre_timeout` (30 s): GRE until both ways were seen.
+    pub gre_timeout: Duration,
+    /// `nf_conntrack_gre_timeout_stream` (180 s): GRE seen both ways.
+    pub gre_timeout_stream: Duration,
     /// `nf_conntrack_icmp_timeout` (30 s).
     pub icmp_timeout: Duration,
     /// `nf_conntrack_log_invalid` (0): protocol number whose invalid packets
@@ -59,12 +63,10 @@ pub struct Sysctls {
 }
 
 /// Keys Linux has that change nothing here, with their defaults.
-const INERT: [(&str, u32); 14] = [
+const INERT: [(&str, u32); 12] = [
     ("nf_conntrack_frag6_high_thresh", 4_194_304),
     ("nf_conntrack_frag6_low_thresh", 3_145_728),
     ("nf_conntrack_frag6_timeout", 60),
-    ("nf_conntrack_gre_timeout", 30),
-    ("nf_conntrack_gre_timeout_stream", 180),
     ("nf_conntrack_icmpv6_timeout", 30),
     ("nf_conntrack_sctp_timeout_closed", 10),
     ("nf_conntrack_sctp_timeout_cookie_echoed", 3),
@@ -173,6 +175,8 @@ impl Sysctls {
             events: 2,
             expect_max: expect_hsize * 4,
             generic_timeout: Duration::from_secs(600),
+            gre_timeout: Duration::from_secs(30),
+            gre_timeout_stream: Duration::from_secs(180),
             icmp_timeout: Duration::from_secs(30),
             log_invalid: 0,
             max: max_factor.saturating_mul(buckets),
@@ -252,6 +256,8 @@ impl Sysctls {
             "nf_conntrack_expect_max" => self.expect_max = int(v, 1)?,
             AUTO_HELPER => self.auto_helper = bool_(v)?,
             "nf_conntrack_generic_timeout" => self.generic_timeout = secs(v)?,
+            "nf_conntrack_gre_timeout" => self.gre_timeout = secs(v)?,
+            "nf_conntrack_gre_timeout_stream" => self.gre_timeout_stream = secs(v)?,
             "nf_conntrack_icmp_timeout" => self.icmp_timeout = secs(v)?,
             "nf_conntrack_log_invalid" => self.log_invalid = u8_(v, 255)?,
             "nf_conntrack_max" => self.max = int(v, 0)?,
@@ -302,6 +308,8 @@ impl Sysctls {
             "nf_conntrack_expect_max" => self.expect_max.to_string(),
             AUTO_HELPER => b(self.auto_helper),
             "nf_conntrack_generic_timeout" => s(self.generic_timeout),
+            "nf_conntrack_gre_timeout" => s(self.gre_timeout),
+            "nf_conntrack_gre_timeout_stream" => s(self.gre_timeout_stream),
             "nf_conntrack_icmp_timeout" => s(self.icmp_timeout),
             "nf_conntrack_log_invalid" => self.log_invalid.to_string(),
             "nf_conntrack_max" => self.max.to_string(),

@@ -35,7 +35,8 @@ use crate::sysctl::Sysctls;
 use crate::tcp::{Dir, Tcp, TcpConntrack, TcpOutcome, TcpSegment};
 use crate::time::{Duration, Instant};
 use crate::tuple::{
-    icmp_is_error, icmp_type, icmp_valid_new, Tuple, Zone, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP,
+    icmp_is_error, icmp_type, icmp_valid_new, Tuple, Zone, IPPROTO_GRE, IPPROTO_ICMP, IPPROTO_TCP,
+    IPPROTO_UDP,
 };
 use crate::wire::{self, Ipv4};
 
@@ -827,6 +828,7 @@ impl Conntrack {
                 IPPROTO_TCP => self.tcp_packet(idx, dir, fresh, &ip, verify, now),
                 IPPROTO_UDP => self.udp_packet(idx, dir, &ip, verify, now),
                 IPPROTO_ICMP => self.icmp_packet(idx, dir, &ip, now),
+                IPPROTO_GRE => self.gre_packet(idx, dir, &ip, now),
                 _ => {
                     let t = self.sysctl.generic_timeout;
                     self.refresh_acct(idx, dir, t, ip.len, now);
@@ -1950,6 +1952,25 @@ impl Conntrack {
             }
         } else {
             self.refresh_acct(idx, dir, unreplied, ip.len, now);
+        }
+        L4Outcome::Accept(None)
+    }
+
+    /// `gre_packet()`: 30 s until traffic was seen both ways (the reply
+    /// that shows it still gets 30 s: SEEN_REPLY is set after the
+    /// tracker ran), then 180 s and [ASSURED].
+    fn gre_packet(&mut self, idx: u32, dir: Dir, ip: &Ipv4<'_>, now: Instant) -> L4Outcome {
+        let status = self.slots[idx as usize].status;
+        if status.contains(Status::SEEN_REPLY) {
+            let t = self.sysctl.gre_timeout_stream;
+            self.refresh_acct(idx, dir, t, ip.len, now);
+            if !status.intersects(Status::ASSURED | Status::NAT_CLASH) {
+                self.slots[idx as usize].status.insert(Status::ASSURED);
+                self.cache_event(idx, EventMask::ASSURED);
+            }
+        } else {
+            let t = self.sysctl.gre_timeout;
+            self.refresh_acct(idx, dir, t, ip.len, now);
         }
         L4Outcome::Accept(None)
     }

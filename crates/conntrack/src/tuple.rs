@@ -12,6 +12,8 @@ use std::net::Ipv4Addr;
 
 /// `IPPROTO_ICMP`.
 pub const IPPROTO_ICMP: u8 = 1;
+/// `IPPROTO_GRE`: its tracker keeps PPTP call ids as keys in the tuple.
+pub const IPPROTO_GRE: u8 = 47;
 /// `IPPROTO_TCP`.
 pub const IPPROTO_TCP: u8 = 6;
 /// `IPPROTO_UDP`.
@@ -91,10 +93,11 @@ pub struct Tuple {
     pub src: Ipv4Addr,
     /// `dst.u3`.
     pub dst: Ipv4Addr,
-    /// `src.u`: source port (TCP/UDP), identifier (ICMP), 0 (generic).
-    pub src_u: u16,
-    /// `dst.u`: destination port (TCP/UDP), `type << 8 | code` (ICMP), 0
+    /// `src.u`: source port (TCP/UDP), identifier (ICMP), key (GRE), 0
     /// (generic).
+    pub src_u: u16,
+    /// `dst.u`: destination port (TCP/UDP), `type << 8 | code` (ICMP), key
+    /// (GRE), 0 (generic).
     pub dst_u: u16,
     /// `dst.protonum`.
     pub proto: u8,
@@ -228,6 +231,8 @@ impl fmt::Display for Tuple {
                 self.icmp_code(),
                 self.src_u
             ),
+            // libnetfilter_conntrack prints GRE keys in hex.
+            IPPROTO_GRE => write!(f, " srckey={:#x} dstkey={:#x}", self.src_u, self.dst_u),
             _ => Ok(()),
         }
     }

@@ -5,7 +5,7 @@
 
 use std::net::Ipv4Addr;
 
-use crate::tuple::{Tuple, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP};
+use crate::tuple::{Tuple, IPPROTO_GRE, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP};
 
 /// A checked view of an IPv4 datagram.
 #[derive(Clone, Copy, Debug)]
@@ -86,8 +86,31 @@ pub(crate) fn packet_tuple(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, l4: &[u8]) -
                 h[1],
             ))
         }
+        IPPROTO_GRE => gre_tuple(src, dst, l4),
         _ => Some(Tuple::generic(proto, src, dst)),
     }
+}
+
+/// `gre_pkt_to_tuple()`: GRE other than version 1 (PPTP's enhanced GRE)
+/// is tracked like the generic protocol, with both keys 0; version 1
+/// carries PPP (`None`, untracked, otherwise) and its call id is the
+/// destination key. The source key would come from the PPTP helper's
+/// keymap, which is not modelled: it stays 0.
+fn gre_tuple(src: Ipv4Addr, dst: Ipv4Addr, l4: &[u8]) -> Option<Tuple> {
+    const GRE_VERSION_1: u8 = 1;
+    const GRE_PROTO_PPP: u16 = 0x880b;
+    let mut t = Tuple::generic(IPPROTO_GRE, src, dst);
+    let Some(h) = l4.get(..4).filter(|h| h[1] & 0x07 == GRE_VERSION_1) else {
+        return Some(t);
+    };
+    let Some(call) = l4.get(6..8) else {
+        return Some(t);
+    };
+    if u16::from_be_bytes([h[2], h[3]]) != GRE_PROTO_PPP {
+        return None;
+    }
+    t.dst_u = u16::from_be_bytes([call[0], call[1]]);
+    Some(t)
 }
 
 /// `nf_ct_get_tuplepr()` on the packet an ICMP error quotes: its IPv4

@@ -229,7 +229,9 @@ pub(crate) fn compare_ordered(ctsim: &[String], linux: &[String]) -> TableDiff {
     d
 }
 
-/// `conntrack -S` counters that differ: (name, ctsim, linux).
+/// `conntrack -S` counters that differ: (name, ctsim, linux). A counter one
+/// side does not print counts as 0 (a router with `conntrack: off` prints
+/// none in ctsim; Linux prints zeros where nothing is tracked).
 pub(crate) fn compare_stats(
     ctsim: &BTreeMap<String, u64>,
     linux: &BTreeMap<String, u64>,
@@ -239,7 +241,7 @@ pub(crate) fn compare_stats(
         .into_iter()
         .filter_map(|k| {
             let (a, b) = (ctsim.get(k).copied(), linux.get(k).copied());
-            (a != b).then(|| (k.clone(), a, b))
+            (a.unwrap_or(0) != b.unwrap_or(0)).then(|| (k.clone(), a, b))
         })
         .collect()
 }
