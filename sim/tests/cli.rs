@@ -805,3 +805,26 @@ fn trace_shows_one_packets_walk() {
     assert_eq!(code(&o), 2);
     assert!(text(&o.stderr).contains("no packet at a router matches `udp`"));
 }
+
+/// `ctsim linux-diff` refuses, with exit 2 and the reason, before touching
+/// the kernel: several routers and none named, and apps on the router.
+#[test]
+fn linux_diff_says_what_it_cannot_replay() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let two = root.join("scenarios/basics/two-routers.yaml");
+    let o = ctsim!("linux-diff", two);
+    assert_eq!(code(&o), 2);
+    assert!(
+        text(&o.stderr).contains("name one with --router (r1, r2)"),
+        "{}",
+        text(&o.stderr)
+    );
+    let apps = root.join("scenarios/netfilter/router-services.yaml");
+    let o = ctsim!("linux-diff", apps);
+    assert_eq!(code(&o), 2);
+    assert!(
+        text(&o.stderr).contains("cannot replay what the router's own programs send"),
+        "{}",
+        text(&o.stderr)
+    );
+}

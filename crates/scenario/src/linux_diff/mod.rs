@@ -493,3 +493,100 @@ fn ports_of(p: &[u8]) -> Option<(u16, u16)> {
         u16::from_be_bytes([p[ihl + 2], p[ihl + 3]]),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Scenario {
+        crate::run::load("t.yaml", text).expect("loads").0
+    }
+
+    const TWO_ROUTERS: &str = "
+name: t
+hosts:
+  a: { stack: none, addr: 192.0.2.2/24 }
+  b: { stack: none, addr: 203.0.113.2/24 }
+routers:
+  r1:
+    interfaces: { lan0: 192.0.2.1/24, core0: 198.51.100.1/24 }
+    routes: [ { to: 203.0.113.0/24, via: 198.51.100.2 } ]
+  r2:
+    interfaces: { core0: 198.51.100.2/24, wan0: 203.0.113.1/24 }
+    routes: [ { to: 192.0.2.0/24, via: 198.51.100.1 } ]
+    sysctl: { net.netfilter.nf_conntrack_max: 10 }
+switches:
+  sw: { ports: 2 }
+links:
+  - { ends: [a, r1.lan0], mtu: 1400 }
+  - { ends: [r1.core0, r2.core0] }
+  - { ends: [r2.wan0, sw.p0] }
+  - { ends: [b, sw.p1] }
+";
+
+    #[test]
+    fn several_routers_need_a_name() {
+        let s = load(TWO_ROUTERS);
+        let e = pick_router(&s, None).unwrap_err().to_string();
+        assert!(e.contains("name one with --router (r1, r2)"), "{e}");
+        assert!(pick_router(&s, Some("r3")).is_err());
+        assert_eq!(pick_router(&s, Some("r2")).unwrap(), "r2");
+    }
+
+    /// Point-to-point links give the far end as the one neighbour (a host or
+    /// a router); a switch gives none (ARP off: any address answers).
+    #[test]
+    fn the_plan_follows_the_links() {
+        let s = load(TWO_ROUTERS);
+        let r1 = plan(&s, "r1").unwrap();
+        assert_eq!(r1.interfaces[0].name, "lan0");
+        assert_eq!(r1.interfaces[0].mtu, 1400);
+        assert_eq!(
+            r1.interfaces[0].neighbour,
+            Some("192.0.2.2".parse().unwrap())
+        );
+        assert_eq!(
+            r1.interfaces[1].neighbour,
+            Some("198.51.100.2".parse().unwrap())
+        );
+        assert_eq!(
+            r1.routes[0].via,
+            "198.51.100.2".parse::<std::net::Ipv4Addr>().unwrap()
+        );
+        assert!(r1.track && !r1.needs_global_sysctls());
+        let r2 = plan(&s, "r2").unwrap();
+        assert_eq!(r2.interfaces[1].neighbour, None, "behind a switch");
+        assert!(r2.needs_global_sysctls());
+    }
+
+    #[test]
+    fn apps_on_the_router_cannot_be_replayed() {
+        let s = load(&format!(
+            "{TWO_ROUTERS}apps:\n  - {{ on: r1, run: udp-echo, port: 7 }}\n"
+        ));
+        let e = plan(&s, "r1").unwrap_err().to_string();
+        assert!(e.contains("runs on router `r1`"), "{e}");
+        assert!(plan(&s, "r2").is_ok());
+    }
+
+    /// The tap gives what reached the router and what it sent; NAT's own
+    /// port choice (the clash) is marked so the kernel's may differ.
+    #[test]
+    fn the_ctsim_side_of_a_port_clash() {
+        let text = include_str!("../../../../scenarios/nat/snat-port-clash.yaml");
+        let (s, source) = crate::run::load("snat-port-clash.yaml", text).unwrap();
+        let side = ctsim_side(&s, &source, "gw", None).unwrap();
+        assert_eq!(side.inputs.len(), 3);
+        assert!(side.inputs.iter().all(|i| i.fate == "forwarded to wan0"));
+        let renat: Vec<bool> = side.expected.iter().map(|e| e.renat).collect();
+        assert_eq!(renat, [false, true, true]);
+        assert_eq!(
+            side.expected.iter().map(|e| e.input).collect::<Vec<_>>(),
+            [Some(0), Some(1), Some(2)]
+        );
+        // One snapshot: the end of the run (no check names an instant).
+        assert_eq!(side.snapshots.len(), 1);
+        assert_eq!(side.snapshots[0].1.conntrack.len(), 2);
+        assert_eq!(side.snapshots[0].1.stats["found"], 1);
+    }
+}
