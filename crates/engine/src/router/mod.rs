@@ -589,6 +589,11 @@ impl Router {
         meta: &mut PacketMeta,
         attached: Option<EntryRef>,
     ) -> Option<Tracked> {
+        // Without tables or tracking every step below accepts and leaves
+        // nothing behind: skip them (the plain router's forwarding path).
+        if self.nf.is_none() && self.ct.is_none() {
+            return Some(attached.map_or_else(Tracked::none, Tracked::attached));
+        }
         if self.hook(cx, hook, nf::BEFORE_CT, ports, packet, meta, None) == Verdict::Drop {
             let t = attached.map_or_else(Tracked::none, Tracked::attached);
             self.nf_drop(cx, port, packet, t);
