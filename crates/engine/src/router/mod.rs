@@ -574,6 +574,12 @@ impl Router {
         cx.transmit(out, packet);
     }
 
+    /// A router without tables or tracking: every step of the hooks accepts
+    /// and leaves nothing behind, so the forwarding path skips them.
+    fn plain(&self) -> bool {
+        self.nf.is_none() && self.ct.is_none()
+    }
+
     /// The first half of PREROUTING or OUTPUT: raw (-300), conntrack
     /// (-200; a packet `attached` to an entry keeps it), mangle (-150) and
     /// DNAT (-100). `None`: the packet was dropped there (recorded at
@@ -589,6 +595,9 @@ impl Router {
         meta: &mut PacketMeta,
         attached: Option<EntryRef>,
     ) -> Option<Tracked> {
+        if self.plain() {
+            return Some(attached.map_or_else(Tracked::none, Tracked::attached));
+        }
         if self.hook(cx, hook, nf::BEFORE_CT, ports, packet, meta, None) == Verdict::Drop {
             let t = attached.map_or_else(Tracked::none, Tracked::attached);
             self.nf_drop(cx, port, packet, t);
@@ -875,17 +884,25 @@ impl Node for Router {
             return cx.record(port, What::Dropped(DropReason::Malformed), &packet);
         }
         let mut meta = PacketMeta::default();
-        // [PREROUTING] raw, conntrack, mangle, DNAT
-        let Some(t) = self.through_dnat(
-            cx,
-            Hook::Prerouting,
-            port,
-            (Some(port), None),
-            &mut packet,
-            &mut meta,
-            None,
-        ) else {
-            return ct::schedule(&mut self.ct, cx);
+        // [PREROUTING] raw, conntrack, mangle, DNAT. A plain router's answer
+        // is made here, where it stays in registers: returned by
+        // through_dnat through memory, written byte by byte and read back
+        // wider, it stalled forwarding on store forwarding.
+        let t = if self.plain() {
+            Tracked::none()
+        } else {
+            let Some(t) = self.through_dnat(
+                cx,
+                Hook::Prerouting,
+                port,
+                (Some(port), None),
+                &mut packet,
+                &mut meta,
+                None,
+            ) else {
+                return ct::schedule(&mut self.ct, cx);
+            };
+            t
         };
         // The route of the (possibly DNATed) destination.
         let dst = Ipv4Packet::new_unchecked(&packet[..]).dst_addr();
