@@ -89,6 +89,9 @@ fn path(file: &str) -> PathBuf {
     root().join(file)
 }
 
+/// (index in [`SUITE`], what was run, the comparison's outcome).
+type Outcome = (usize, String, Result<(), String>);
+
 /// Runs one comparison; `Err` holds the report's differing lines.
 fn compare(file: &Path, router: Option<&str>) -> Result<(), String> {
     let (scenario, source) = load_file(file);
@@ -127,7 +130,7 @@ fn every_suite_scenario_agrees_with_the_kernel() {
     // enough at once to overlap the waiting, few enough that no replay
     // falls behind its clock on a 2-core machine.
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<(usize, String, Result<(), String>)>> = Mutex::new(Vec::new());
+    let results: Mutex<Vec<Outcome>> = Mutex::new(Vec::new());
     std::thread::scope(|s| {
         for _ in 0..WORKERS {
             s.spawn(|| loop {
