@@ -414,7 +414,7 @@ fn packets_of(sim: &Sim, id: ctsim_engine::NodeId) -> (Vec<Input>, Vec<Expected>
     let mut expected = Vec::new();
     // Each packet in leaves one record of its fate at its interface, in
     // the order they came (a fragmented one leaves one per fragment).
-    let mut next_fate = 0;
+    let (mut next_fate, mut next_out) = (0, 0);
     for t in sim.tapped() {
         if t.inbound {
             let found = (next_fate..at_router.len()).find(|&k| {
@@ -441,11 +441,17 @@ fn packets_of(sim: &Sim, id: ctsim_engine::NodeId) -> (Vec<Input>, Vec<Expected>
             });
             continue;
         }
-        let rec = at_router.iter().find(|r| {
+        // Each packet out left its record just before it was sent, in order.
+        let found = (next_out..at_router.len()).find(|&k| {
+            let r = at_router[k];
             r.time == t.time
                 && matches!(r.what, What::Sent | What::Forwarded { .. })
                 && r.packet == t.packet
         });
+        if let Some(k) = found {
+            next_out = k + 1;
+        }
+        let rec = found.map(|k| at_router[k]);
         let originated = rec.is_some_and(|r| r.what == What::Sent);
         let renat = rec
             .and_then(|r| r.before.as_deref())
