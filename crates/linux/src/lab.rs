@@ -134,8 +134,9 @@ impl Lab {
         self.peers = (0..spec.interfaces.len())
             .map(|i| format!("{stem}-p{i}"))
             .collect();
+        // Named before they exist: if one fails, `Drop` deletes them all,
+        // and deleting one that was never made does nothing.
         for p in &self.peers {
-            // Pushed before it exists is fine: deleting a missing one is a no-op.
             must(None, "ip", &["netns", "add", p], None)?;
         }
         // No IPv6 anywhere: its router solicitations and DAD would be
@@ -290,11 +291,6 @@ impl Lab {
     /// Runs `tool args…` inside the router's namespace.
     pub fn exec(&self, tool: &str, args: &[&str]) -> Result<Output, BuildError> {
         netns::run(Some(&self.router), tool, args, None)
-    }
-
-    /// The router's namespace, for a user who wants to look.
-    pub fn router_namespace(&self) -> &str {
-        &self.router
     }
 
     pub fn info(&self) -> &KernelInfo {

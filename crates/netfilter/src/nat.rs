@@ -55,7 +55,7 @@ pub use crate::model::NatRange;
 pub use ctsim_conntrack::Manip;
 pub use follow::follow_master;
 pub(crate) use rewrite::ones_sum;
-pub use rewrite::packet;
+pub use rewrite::{packet, replace16};
 
 /// The binding [`setup`] made.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]

@@ -228,7 +228,7 @@ fn read32(pkt: &[u8], at: usize) -> u32 {
 
 /// RFC 1624 eqn. 3, `HC' = ~(~HC + ~m + m')`, for one 16-bit word: what
 /// Linux's `csum_replace2()` computes, bit for bit.
-fn replace16(check: u16, old: u16, new: u16) -> u16 {
+pub fn replace16(check: u16, old: u16, new: u16) -> u16 {
     let mut s = u32::from(!check) + u32::from(!old) + u32::from(new);
     while s >> 16 != 0 {
         s = (s & 0xffff) + (s >> 16);

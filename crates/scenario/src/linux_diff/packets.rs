@@ -15,6 +15,7 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
+use ctsim_engine::router::netfilter::nat::replace16;
 use ctsim_engine::Instant;
 
 /// A port NAT chose on each side: (protocol, address, ctsim's port) → the kernel's.
@@ -53,9 +54,17 @@ impl PortMap {
                     if matches!(p[inner + 9], 6 | 17) {
                         let csum = if p[inner + 9] == 6 { 16 } else { 6 };
                         let c = (inner_l4 + csum + 2 <= p.len()).then_some(inner_l4 + csum);
+                        // The quote's words are 16-bit aligned in the ICMP
+                        // message: its checksum follows each changed word.
+                        let before = p.clone();
                         self.rewrite_ports(&mut p, inner + 12, inner_l4, c);
-                        let sum = checksum(&p[l4..], 2);
-                        p[l4 + 2..l4 + 4].copy_from_slice(&sum.to_be_bytes());
+                        for at in (inner_l4..p.len().min(inner_l4 + 18)).step_by(2) {
+                            let (old, new) = (read16(&before, at), read16(&p, at));
+                            if old != new {
+                                let sum = replace16(read16(&p, l4 + 2), old, new);
+                                p[l4 + 2..l4 + 4].copy_from_slice(&sum.to_be_bytes());
+                            }
+                        }
                     }
                 }
             }
@@ -81,36 +90,18 @@ impl PortMap {
             };
             p[at..at + 2].copy_from_slice(&new.to_be_bytes());
             if let Some(c) = csum {
-                let hc = u16::from_be_bytes([p[c], p[c + 1]]);
+                let hc = read16(p, c);
                 // A UDP checksum of 0 means "none".
                 if !(proto == 17 && hc == 0) {
-                    let sum = u32::from(!hc) + u32::from(!old) + u32::from(new);
-                    let folded = !fold(sum);
-                    p[c..c + 2].copy_from_slice(&folded.to_be_bytes());
+                    p[c..c + 2].copy_from_slice(&replace16(hc, old, new).to_be_bytes());
                 }
             }
         }
     }
 }
 
-fn fold(mut sum: u32) -> u16 {
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum as u16
-}
-
-/// The Internet checksum of `bytes`, with the 16-bit word at `skip` taken as 0.
-fn checksum(bytes: &[u8], skip: usize) -> u16 {
-    let mut sum = 0u32;
-    for (i, pair) in bytes.chunks(2).enumerate() {
-        if i * 2 == skip {
-            continue;
-        }
-        let w = u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)]);
-        sum += u32::from(w);
-    }
-    !fold(sum)
+fn read16(p: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([p[at], *p.get(at + 1).unwrap_or(&0)])
 }
 
 /// Where the IPv4 payload starts, for a whole header.
@@ -324,5 +315,20 @@ mod tests {
             m.ports.get(17, Ipv4Addr::new(198, 51, 100, 1), 6990),
             Some(57187)
         );
+    }
+
+    /// An ICMP error quoting a datagram from a learnt port reads with the
+    /// kernel's port, its checksum right (as the builder would make it).
+    #[test]
+    fn a_quoted_port_translates_too() {
+        let error = |sport| {
+            let quoted = udp(sport, 53);
+            let kind = ctsim_packet::IcmpError::PortUnreachable;
+            ctsim_packet::icmp_error(Ipv4Addr::new(198, 51, 100, 2), kind, &quoted)
+        };
+        let mut m = PortMap::default();
+        m.map
+            .insert((17, Ipv4Addr::new(198, 51, 100, 1), 6990), 57187);
+        assert_eq!(m.translate(&error(6990)), error(57187));
     }
 }

@@ -4,18 +4,8 @@
 
 use std::fmt::Write;
 
-use ctsim_engine::Instant;
-
 use super::tables::TableDiff;
 use super::Diff;
-
-fn time(t: Instant) -> String {
-    format!(
-        "{}.{:09}",
-        t.nanos() / 1_000_000_000,
-        t.nanos() % 1_000_000_000
-    )
-}
 
 pub(super) fn render(d: &Diff) -> String {
     let mut o = String::new();
@@ -37,7 +27,7 @@ pub(super) fn render(d: &Diff) -> String {
     }
     packets(&mut o, d);
     for c in &d.commands {
-        let _ = writeln!(o, "\ncommand at {}: {}", time(c.time), c.line);
+        let _ = writeln!(o, "\ncommand at {}: {}", c.time, c.line);
         let mark = if c.ctsim.trim() == c.linux.trim() {
             ' '
         } else {
@@ -50,7 +40,7 @@ pub(super) fn render(d: &Diff) -> String {
         }
     }
     for p in &d.probes {
-        let _ = writeln!(o, "\ntables at {}:", time(p.at));
+        let _ = writeln!(o, "\ntables at {}:", p.at);
         table(&mut o, "conntrack -L", &p.conntrack, "entries", d.tolerance);
         table(
             &mut o,
@@ -144,7 +134,7 @@ fn packets(o: &mut String, d: &Diff) {
         let _ = writeln!(
             o,
             "  {} {} {}   [ctsim: {}]",
-            time(input.time),
+            input.time,
             port(input.port),
             ctsim_packet::show(&input.packet),
             input.fate
