@@ -58,6 +58,20 @@ fn get(name: &str, expect: Option<Payload>) -> Transfer {
 }
 
 /// Runs until nothing is left to do (or `secs`).
+/// One FTP session on `link`, both ends with 60 s timeouts, run to its
+/// end: the run (for its records) and the apps' outcomes.
+fn ftp_session(
+    seed: u64,
+    link: LinkParams,
+    mode: FtpMode,
+    commands: Vec<Transfer>,
+) -> (Sim, Vec<AppOutcome>) {
+    let client = vec![ftp_client(mode, commands, 60)];
+    let mut sim = world(seed, link, client, vec![ftp_server(60)]);
+    let out = run(&mut sim, 60);
+    (sim, out)
+}
+
 fn run(sim: &mut Sim, secs: u64) -> Vec<AppOutcome> {
     sim.run_while_busy(Instant::ZERO + Duration::from_secs(secs));
     sim.outcomes()
@@ -139,17 +153,12 @@ fn assert_done(o: &AppOutcome) {
 
 #[test]
 fn ftp_active_retr_comes_from_port_20() {
-    let mut sim = world(
+    let (sim, out) = ftp_session(
         1,
         link(5),
-        vec![ftp_client(
-            FtpMode::Active,
-            vec![get("big.bin", Some(Payload::Bytes(100_000)))],
-            60,
-        )],
-        vec![ftp_server(60)],
+        FtpMode::Active,
+        vec![get("big.bin", Some(Payload::Bytes(100_000)))],
     );
-    let out = run(&mut sim, 60);
     let c = find(&out, "client");
     assert_done(c);
     assert_eq!(c.bytes_received, 100_000);
@@ -199,17 +208,12 @@ fn ftp_active_retr_comes_from_port_20() {
 
 #[test]
 fn ftp_passive_retr_of_text_checks_the_content() {
-    let mut sim = world(
+    let (sim, out) = ftp_session(
         2,
         link(3),
-        vec![ftp_client(
-            FtpMode::Passive,
-            vec![get("hello.txt", Some(Payload::Text("hello\n".into())))],
-            60,
-        )],
-        vec![ftp_server(60)],
+        FtpMode::Passive,
+        vec![get("hello.txt", Some(Payload::Text("hello\n".into())))],
     );
-    let out = run(&mut sim, 60);
     let c = find(&out, "client");
     assert_done(c);
     assert_eq!(c.bytes_received, 6);
@@ -247,17 +251,12 @@ fn ftp_epsv_and_eprt_transfer_and_say_so() {
             "200 EPRT command successful. Consider using EPSV.",
         ),
     ] {
-        let mut sim = world(
+        let (sim, out) = ftp_session(
             3,
             link(2),
-            vec![ftp_client(
-                mode,
-                vec![get("big.bin", Some(Payload::Bytes(100_000)))],
-                60,
-            )],
-            vec![ftp_server(60)],
+            mode,
+            vec![get("big.bin", Some(Payload::Bytes(100_000)))],
         );
-        let out = run(&mut sim, 60);
         let c = find(&out, "client");
         assert_done(c);
         assert_eq!(c.bytes_received, 100_000);
@@ -268,24 +267,19 @@ fn ftp_epsv_and_eprt_transfer_and_say_so() {
 
 #[test]
 fn ftp_stor_then_list_then_retr_of_the_stored_file() {
-    let mut sim = world(
+    let (sim, out) = ftp_session(
         4,
         link(2),
-        vec![ftp_client(
-            FtpMode::Passive,
-            vec![
-                Transfer::Put {
-                    name: "up.bin".into(),
-                    content: Payload::Bytes(70_000),
-                },
-                Transfer::List,
-                get("up.bin", Some(Payload::Bytes(70_000))),
-            ],
-            60,
-        )],
-        vec![ftp_server(60)],
+        FtpMode::Passive,
+        vec![
+            Transfer::Put {
+                name: "up.bin".into(),
+                content: Payload::Bytes(70_000),
+            },
+            Transfer::List,
+            get("up.bin", Some(Payload::Bytes(70_000))),
+        ],
     );
-    let out = run(&mut sim, 60);
     let c = find(&out, "client");
     assert_done(c);
     assert_eq!(c.bytes_sent, 70_000);
@@ -305,13 +299,7 @@ fn ftp_stor_then_list_then_retr_of_the_stored_file() {
 
 #[test]
 fn ftp_retr_of_a_missing_file_is_550() {
-    let mut sim = world(
-        5,
-        link(1),
-        vec![ftp_client(FtpMode::Passive, vec![get("nope", None)], 60)],
-        vec![ftp_server(60)],
-    );
-    let out = run(&mut sim, 60);
+    let (_, out) = ftp_session(5, link(1), FtpMode::Passive, vec![get("nope", None)]);
     let c = find(&out, "client");
     assert_eq!(c.state, "failed");
     assert_eq!(
@@ -322,17 +310,12 @@ fn ftp_retr_of_a_missing_file_is_550() {
 
 #[test]
 fn ftp_content_that_differs_is_reported() {
-    let mut sim = world(
+    let (_, out) = ftp_session(
         6,
         link(1),
-        vec![ftp_client(
-            FtpMode::Epsv,
-            vec![get("hello.txt", Some(Payload::Text("hellO\n".into())))],
-            60,
-        )],
-        vec![ftp_server(60)],
+        FtpMode::Epsv,
+        vec![get("hello.txt", Some(Payload::Text("hellO\n".into())))],
     );
-    let out = run(&mut sim, 60);
     let c = find(&out, "client");
     assert_eq!(c.state, "failed");
     let e = c.error.as_deref().unwrap();
