@@ -264,10 +264,7 @@ fn port_through_masquerade_is_rewritten_and_sequence_adjusted() {
         d.packet,
         "tcp 198.51.100.2:20 > 192.0.2.2:50000 S seq=9000 win=64240"
     );
-    let line = rt
-        .ct
-        .entry_line(d.key.unwrap(), FormatOpts::default(), rt.now)
-        .unwrap();
+    let line = rt.line(d.key.unwrap());
     assert!(
         line.contains("src=198.51.100.2 dst=198.51.100.1 sport=20 dport=50000 [UNREPLIED] src=192.0.2.2 dst=198.51.100.2 sport=50000 dport=20"),
         "{line}"
@@ -370,10 +367,7 @@ fn tftp_read_request_through_masquerade() {
         d.packet,
         "udp 198.51.100.2:40069 > 192.0.2.2:41000 hex=000300016869"
     );
-    let line = rt
-        .ct
-        .entry_line(d.key.unwrap(), FormatOpts::default(), rt.now)
-        .unwrap();
+    let line = rt.line(d.key.unwrap());
     assert!(line.contains("src=198.51.100.2 dst=198.51.100.1 sport=40069 dport=41000 [UNREPLIED] src=192.0.2.2 dst=198.51.100.2 sport=41000 dport=40069"), "{line}");
 }
 

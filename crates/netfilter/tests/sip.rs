@@ -13,7 +13,7 @@
 mod nat_util;
 
 use ctsim_conntrack::time::Duration;
-use ctsim_conntrack::{CtInfo, EntryKey, Filter, FormatOpts, Status, Table, Verdict};
+use ctsim_conntrack::{CtInfo, Filter, FormatOpts, Status, Table, Verdict};
 use nat_util::{lit, Router, Step, N};
 
 fn escape(text: &str) -> String {
@@ -70,12 +70,6 @@ fn sorted(lines: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
     v.sort();
     v
-}
-
-fn entry_line(rt: &Router, key: EntryKey) -> String {
-    rt.ct
-        .entry_line(key, FormatOpts::default(), rt.now)
-        .unwrap()
 }
 
 const INVITE_HEAD: &str = "INVITE sip:bob@198.51.100.2 SIP/2.0
@@ -181,7 +175,7 @@ fn invite_and_ok_expect_rtp_and_rtcp_both_ways() {
     // The signalling entry's timeout is sip_timeout (Linux showed 3599 a
     // moment later).
     let key = inv.key.unwrap();
-    let line = entry_line(&rt, key);
+    let line = rt.line(key);
     assert!(
         line.starts_with(
             "udp      17 3600 src=192.0.2.2 dst=198.51.100.2 sport=5060 dport=5060 \
@@ -278,7 +272,7 @@ fn masquerade_rewrites_sip_and_sdp_as_linux() {
             &media("192.0.2.2", "198.51.100.2", 3457),
         ])
     );
-    let line = entry_line(&rt, inv.key.unwrap());
+    let line = rt.line(inv.key.unwrap());
     assert!(
         line.contains("src=192.0.2.2 dst=198.51.100.2 sport=5060 dport=5060 src=198.51.100.2 dst=198.51.100.1 sport=5060 dport=5060"),
         "{line}"
@@ -321,7 +315,7 @@ fn callee_media_through_masquerade_reaches_the_client() {
         ctsim_packet::show(&rtp.bytes),
         "udp 198.51.100.2:3456 > 192.0.2.2:49170 payload=\"rtp\""
     );
-    let line = entry_line(&rt, rtp.key.unwrap());
+    let line = rt.line(rtp.key.unwrap());
     assert!(
         line.contains("src=198.51.100.2 dst=198.51.100.1 sport=3456 dport=49170 [UNREPLIED] src=192.0.2.2 dst=198.51.100.2 sport=49170 dport=3456"),
         "{line}"
@@ -343,7 +337,7 @@ fn caller_media_first_leaves_from_the_port_it_announced() {
         true,
     );
     assert_eq!(rtp.ctinfo, Some(CtInfo::Related));
-    let line = entry_line(&rt, rtp.key.unwrap());
+    let line = rt.line(rtp.key.unwrap());
     assert!(
         line.contains("src=192.0.2.2 dst=198.51.100.2 sport=49170 dport=3456 [UNREPLIED] src=198.51.100.2 dst=198.51.100.1 sport=3456 dport=49170"),
         "{line}"
@@ -470,7 +464,7 @@ Content-Type: application/sdp"
     let e = rt.ct.get(key).unwrap();
     assert_eq!(e.helper(), Some("sip"));
     assert!(e.status().contains(Status::EXPECTED));
-    let line = entry_line(&rt, key);
+    let line = rt.line(key);
     let want = format!(
         "udp      17 3600 src=198.51.100.2 dst={ca} sport=5070 dport=5060 [UNREPLIED] \
          src=192.0.2.2 dst=198.51.100.2 sport=5060 dport=5070 "

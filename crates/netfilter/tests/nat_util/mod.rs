@@ -6,7 +6,7 @@
 use std::net::Ipv4Addr;
 
 use ctsim_conntrack::time::Instant;
-use ctsim_conntrack::{Conntrack, CtHook, CtInfo, EntryKey, Sysctls, Verdict, Zone};
+use ctsim_conntrack::{Conntrack, CtHook, CtInfo, EntryKey, FormatOpts, Sysctls, Verdict, Zone};
 use ctsim_netfilter::nat::{self, Binding, Manip, NatRange};
 
 pub const C: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
@@ -69,6 +69,13 @@ impl Router {
             rng: seed,
             now: Instant(0),
         }
+    }
+
+    /// The entry's `conntrack -L` line now.
+    pub fn line(&self, key: EntryKey) -> String {
+        self.ct
+            .entry_line(key, FormatOpts::default(), self.now)
+            .unwrap()
     }
 
     /// A received packet that is forwarded: PRE_ROUTING (DNAT into
